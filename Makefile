@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   builds a venv, generates ~90 days of bronze data and runs the pipeline on DuckDB
+#   make test   builds a venv, runs the lint gate, then every test
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+export RIDESHARE_DUCKDB_PATH ?= $(CURDIR)/rideshare.duckdb
+export DBT_PROFILES_DIR ?= $(CURDIR)
+
+.PHONY: venv demo test lint fmt bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Error: $(PYTHON) not found; install Python 3.11"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+profiles.yml: profiles.yml.example
+	cp profiles.yml.example profiles.yml
+
+venv: $(STAMP) profiles.yml
+
+demo: venv
+	$(BIN)/python -m orchestrator demo
+
+lint: venv
+	$(BIN)/ruff check orchestrator tests bench
+	$(BIN)/ruff format --check orchestrator tests bench
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint models macros snapshots tests/dbt
+	$(BIN)/pytest -q tests/hygiene
+
+fmt: venv
+	$(BIN)/ruff check --fix orchestrator tests bench
+	$(BIN)/ruff format orchestrator tests bench
+	$(BIN)/sqlfluff fix models macros snapshots tests/dbt
+
+test: lint
+	$(BIN)/pytest -q -n 2 --ignore=tests/hygiene tests
+
+bench: venv
+	$(BIN)/python bench/backfill_bench.py
+
+clean:
+	rm -rf $(VENV) target logs rideshare.duckdb

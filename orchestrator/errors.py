@@ -1,0 +1,27 @@
+"""One exception hierarchy. The CLI maps BadInput to exit code 2 and the rest to exit code 1."""
+
+
+class BackfillError(Exception):
+    """Base class: a failure a person can act on; its message is one line."""
+
+    exit_code = 1
+
+
+class BadInput(BackfillError):
+    """The request is invalid; nothing was written."""
+
+    exit_code = 2
+
+
+class WorkFailed(BackfillError):
+    """The work itself failed (dbt error, validation failed, lock held)."""
+
+    exit_code = 1
+
+
+class LockHeld(WorkFailed):
+    """Another backfill of the same model holds the lock."""
+
+
+class ValidationFailed(WorkFailed):
+    """The staged rows did not pass validation; production is unchanged."""

@@ -25,3 +25,7 @@ class LockHeld(WorkFailed):
 
 class ValidationFailed(WorkFailed):
     """The staged rows did not pass validation; production is unchanged."""
+
+    def __init__(self, message: str, failures: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []

@@ -1,17 +1,34 @@
-"""The embedded DuckDB warehouse: one file, no server."""
+"""The embedded DuckDB warehouse: one file, no server, one writing process at a time."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from orchestrator.errors import WorkFailed
+from orchestrator.warehouse.base import Params, PartitionStats
+
+__all__ = ["DuckDBWarehouse", "PartitionStats", "connect", "default_path", "partition_stats"]
+
 DEFAULT_PATH = "rideshare.duckdb"
+_DUCKDB_TYPES = {
+    "string": "varchar",
+    "int": "bigint",
+    "float": "double",
+    "bool": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+}
+_LOCK_CONFLICT = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
 
 
 def default_path() -> Path:
@@ -19,19 +36,35 @@ def default_path() -> Path:
     return Path(os.environ.get("RIDESHARE_DUCKDB_PATH", DEFAULT_PATH))
 
 
-@dataclass(frozen=True)
-class PartitionStats:
-    """Row count and an order-independent checksum of every row of one partition."""
+def wait_seconds() -> float:
+    return float(os.environ.get("BACKFILL_DUCKDB_WAIT_SECONDS", "10"))
 
-    partition: date
-    rows: int
-    checksum: str
+
+def open_file(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting a while if another process holds DuckDB's single-writer lock."""
+    deadline = time.monotonic() + wait_seconds()
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            held_by = _LOCK_CONFLICT.search(str(exc))
+            if held_by is None:
+                raise WorkFailed(f"cannot open warehouse file {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise WorkFailed(
+                    f"warehouse file {path} is in use by another process (PID {held_by.group(1)}); "
+                    f"waited {wait_seconds():g}s. DuckDB allows one writing process: "
+                    "retry when it finishes"
+                ) from exc
+            time.sleep(0.2)
 
 
 @contextmanager
-def connect(path: Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file for the duration of one operation."""
-    con = duckdb.connect(str(path or default_path()), read_only=read_only)
+    con = open_file(path or default_path(), read_only=read_only)
     try:
         yield con
     finally:
@@ -68,3 +101,138 @@ def partition_stats(
         params,
     ).fetchall()
     return {row[0]: PartitionStats(row[0], int(row[1]), str(row[2])) for row in rows}
+
+
+class DuckDBWarehouse:
+    """The Warehouse protocol on a DuckDB file held open for one command."""
+
+    name = "duckdb"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._in_transaction = False
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = open_file(self.path)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self.con.execute(sql, dict(params) if params else None)
+
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, dict(params) if params else None).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all (nesting joins the outer one)."""
+        if self._in_transaction:
+            yield
+            return
+        self.con.execute("begin transaction")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        else:
+            self.con.execute("commit")
+        finally:
+            self._in_transaction = False
+
+    def ensure_schema(self, schema: str) -> None:
+        self.con.execute(f"create schema if not exists {schema}")
+
+    def create_table_if_missing(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        ddl = ", ".join(f"{name} {_DUCKDB_TYPES[kind]}" for name, kind in columns)
+        self.con.execute(f"create table if not exists {table} ({ddl})")
+
+    def relation_exists(self, relation: str) -> bool:
+        schema, _, name = relation.rpartition(".")
+        rows = self.query(
+            "select 1 from information_schema.tables where table_schema = $s and table_name = $n",
+            {"s": schema or "main", "n": name},
+        )
+        return bool(rows)
+
+    def columns(self, relation: str) -> list[str]:
+        schema, _, name = relation.rpartition(".")
+        rows = self.query(
+            "select column_name from information_schema.columns "
+            "where table_schema = $s and table_name = $n order by ordinal_position",
+            {"s": schema or "main", "n": name},
+        )
+        return [str(row[0]) for row in rows]
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        names = list(rows[0])
+        placeholders = ", ".join(f"${n}" for n in names)
+        sql = f"insert into {table} ({', '.join(names)}) values ({placeholders})"
+        for row in rows:
+            self.con.execute(sql, {n: _to_db(row[n]) for n in names})
+
+    def partition_stats(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, PartitionStats]:
+        return partition_stats(self.con, relation, partition_field, start, end)
+
+    def estimate_rows_read(self, sql: str) -> int | None:
+        """Sum of the optimizer's estimated cardinalities of every table scan in the plan."""
+        plan = self.con.execute(f"explain (format json) {sql}").fetchall()
+        total = 0
+        for _, text in plan:
+            for node in json.loads(text):
+                total += _scan_estimate(node)
+        return total
+
+    def create_table_as(self, relation: str, sql: str) -> None:
+        self.con.execute(f"create or replace table {relation} as {sql}")
+
+    def copy_range(
+        self, source: str, target: str, partition_field: str, start: date, end: date
+    ) -> int:
+        params = {"start": start, "end": end}
+        if not self.relation_exists(target):
+            self.con.execute(f"create table {target} as select * from {source} limit 0")
+        names = ", ".join(self.columns(target))
+        self.con.execute(
+            f"delete from {target} where {partition_field} between $start and $end", params
+        )
+        row = self.con.execute(
+            f"insert into {target} ({names}) select {names} from {source} "
+            f"where {partition_field} between $start and $end",
+            params,
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop_relation(self, relation: str) -> None:
+        self.con.execute(f"drop table if exists {relation}")
+
+
+def _scan_estimate(node: Mapping[str, Any]) -> int:
+    total = 0
+    name = str(node.get("name", ""))
+    if "SCAN" in name and "DUMMY" not in name:
+        extra = node.get("extra_info", {})
+        estimate = extra.get("Estimated Cardinality") if isinstance(extra, dict) else None
+        if estimate is not None:
+            total += int(str(estimate).lstrip("~"))
+    for child in node.get("children", []):
+        total += _scan_estimate(child)
+    return total
+
+
+def _to_db(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value

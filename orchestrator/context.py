@@ -1,0 +1,101 @@
+"""What every command needs: the dbt project, the warehouse, the audit store, who and when."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from orchestrator.audit import AuditStore
+from orchestrator.dbt import Dbt
+from orchestrator.errors import BadInput
+from orchestrator.plan import check_person
+from orchestrator.warehouse.base import Warehouse
+
+PROJECT_FILES = ("models", "macros", "snapshots", "seeds", "tests/dbt", "dbt_project.yml")
+
+
+def open_warehouse(target: str | None) -> Warehouse:
+    """The warehouse behind a dbt target (the profile's target names are the warehouse types)."""
+    name = target or os.environ.get("DBT_TARGET", "duckdb")
+    if name == "duckdb":
+        from orchestrator.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse()
+    raise BadInput(f"target {name!r} is not supported by the orchestrator yet (use duckdb)")
+
+
+def operator(requested_by: str | None) -> str:
+    """Who is acting: --requested-by, else $BACKFILL_OPERATOR, else the OS user."""
+    name = requested_by or os.environ.get("BACKFILL_OPERATOR") or getpass.getuser()
+    return check_person(name, "operator name")
+
+
+def today() -> date:
+    """Today in UTC; BACKFILL_TODAY (YYYY-MM-DD) freezes it for tests and demos."""
+    frozen = os.environ.get("BACKFILL_TODAY")
+    return date.fromisoformat(frozen) if frozen else datetime.now(UTC).date()
+
+
+def git_commit(project_dir: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def project_hash(project_dir: Path) -> str:
+    """Hash of every dbt project file: any edit to models or macros changes it."""
+    digest = hashlib.sha256()
+    for entry in PROJECT_FILES:
+        root = project_dir / entry
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            digest.update(str(path.relative_to(project_dir)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Context:
+    project_dir: Path
+    target: str | None = None
+    _warehouse: Warehouse | None = field(default=None, repr=False)
+    _dbt: Dbt | None = field(default=None, repr=False)
+    _audit: AuditStore | None = field(default=None, repr=False)
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.target)
+        return self._warehouse
+
+    @property
+    def audit(self) -> AuditStore:
+        if self._audit is None:
+            self._audit = AuditStore(self.warehouse)
+        return self._audit
+
+    @property
+    def dbt(self) -> Dbt:
+        if self._dbt is None:
+            self._dbt = Dbt(self.project_dir, self.target)
+        return self._dbt
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
+            self._audit = None

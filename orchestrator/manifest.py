@@ -1,0 +1,101 @@
+"""Reads dbt's manifest.json: models, their relations, policies, the DAG and exposures."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any
+
+from orchestrator.errors import BadInput
+from orchestrator.policy import BackfillPolicy, policy_from_meta
+
+
+@dataclass(frozen=True)
+class Model:
+    unique_id: str
+    name: str
+    relation: str  # schema.alias, as the warehouse names it
+    materialized: str
+    meta: dict[str, Any]
+    parents: tuple[str, ...]
+    original_file_path: str
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.materialized == "incremental"
+
+    def policy(self) -> BackfillPolicy:
+        return policy_from_meta(self.name, self.meta)
+
+
+class Manifest:
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.nodes: dict[str, Any] = raw["nodes"]
+        self._by_name = {
+            _selector(node): uid
+            for uid, node in self.nodes.items()
+            if node["resource_type"] == "model"
+        }
+
+    def model_names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def model(self, name: str) -> Model:
+        uid = self._by_name.get(name)
+        if uid is None:
+            close = difflib.get_close_matches(name, self.model_names(), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise BadInput(f"unknown model '{name}'{hint}")
+        return self._model(uid)
+
+    def _model(self, uid: str) -> Model:
+        node = self.nodes[uid]
+        return Model(
+            unique_id=uid,
+            name=_selector(node),
+            relation=f"{node['schema']}.{node.get('alias') or node['name']}",
+            materialized=str(node["config"].get("materialized")),
+            meta=dict(node["config"].get("meta") or node.get("meta") or {}),
+            parents=tuple(node["depends_on"]["nodes"]),
+            original_file_path=str(node["original_file_path"]),
+        )
+
+    def relation_of(self, uid: str) -> str:
+        node = self.raw["sources"].get(uid) or self.nodes[uid]
+        name = node.get("identifier") or node.get("alias") or node["name"]
+        return f"{node['schema']}.{name}"
+
+    def downstream(self, name: str) -> list[Model]:
+        """Models that read `name`, directly or not, in DAG order (parents first)."""
+        root = self.model(name).unique_id
+        child_map: dict[str, list[str]] = self.raw["child_map"]
+        seen: set[str] = set()
+        stack = [root]
+        while stack:
+            for child in child_map.get(stack.pop(), []):
+                if child.startswith("model.") and child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        order = TopologicalSorter(
+            {uid: [p for p in self.nodes[uid]["depends_on"]["nodes"] if p in seen] for uid in seen}
+        ).static_order()
+        return [self._model(uid) for uid in order]
+
+    def exposures_reading(self, names: list[str]) -> list[str]:
+        """Exposures (dashboards, ML jobs) that depend on any of these models."""
+        uids = {self.model(n).unique_id for n in names}
+        return sorted(
+            exposure["name"]
+            for exposure in self.raw.get("exposures", {}).values()
+            if uids & set(exposure["depends_on"]["nodes"])
+        )
+
+
+def _selector(node: dict[str, Any]) -> str:
+    """The name dbt selects a model by: `dim_drivers.v1` for a version, else its name."""
+    version = node.get("version")
+    if version is not None and str(version) != str(node.get("latest_version")):
+        return f"{node['name']}.v{version}"
+    return str(node["name"])

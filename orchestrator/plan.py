@@ -1,0 +1,133 @@
+"""Pure planning: a request becomes validated partitions, chunks and a fingerprint.
+
+Nothing here touches the warehouse or dbt, so every rule is unit-testable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from orchestrator.errors import BadInput
+from orchestrator.policy import BackfillPolicy
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.v[0-9]+)?$")
+PERSON = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PLAN_ID = re.compile(r"^bf_[0-9a-f]{12}$")
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous run of day partitions of one model, built and published together."""
+
+    model: str
+    chunk_no: int
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def dbt_vars(self) -> dict[str, str]:
+        return {"backfill_start": self.start.isoformat(), "backfill_end": self.end.isoformat()}
+
+
+def parse_date(value: str, label: str) -> date:
+    """Strict ISO date: `2024-1-1` and `2024-02-30` are refused with a one-line reason."""
+    if not ISO_DATE.match(value or ""):
+        raise BadInput(f"{label} date {value!r} is not an ISO date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{label} date {value!r} is not a valid calendar date") from None
+
+
+def check_identifier(value: str, label: str = "model name") -> str:
+    if not IDENTIFIER.match(value or ""):
+        raise BadInput(f"{label} {value!r} is not a valid dbt model name")
+    return value
+
+
+def check_person(value: str, label: str) -> str:
+    if not PERSON.match(value or ""):
+        raise BadInput(
+            f"{label} {value!r} must be 1-64 characters of letters, digits, '.', '_', '@', '+', '-'"
+        )
+    return value
+
+
+def check_plan_id(value: str) -> str:
+    if not PLAN_ID.match(value or ""):
+        raise BadInput(f"unknown plan {value!r}")
+    return value
+
+
+def check_reason(value: str | None) -> str:
+    text = value or ""
+    if len(text) > MAX_REASON:
+        raise BadInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed")
+    if any(ord(ch) < 32 and ch not in "\t" for ch in text):
+        raise BadInput("reason must be one line of printable text")
+    return text
+
+
+def validate_range(
+    model: str, start_text: str, end_text: str, policy: BackfillPolicy, today: date
+) -> tuple[date, date]:
+    """DESIGN.md §4: ISO dates, start <= end, end not in the future, range <= max_days."""
+    start = parse_date(start_text, "start")
+    end = parse_date(end_text, "end")
+    if start > end:
+        raise BadInput(f"start date {start} is after end date {end}")
+    if end > today:
+        raise BadInput(f"end date {end} is in the future (today is {today})")
+    days = (end - start).days + 1
+    if days > policy.max_days:
+        raise BadInput(
+            f"range {start}..{end} covers {days} days; {model} allows at most "
+            f"{policy.max_days} (meta.backfill.max_days)"
+        )
+    return start, end
+
+
+def split_chunks(model: str, start: date, end: date, chunk_days: int) -> list[Chunk]:
+    if chunk_days < 1:
+        raise BadInput(f"chunk days must be at least 1, not {chunk_days}")
+    chunks: list[Chunk] = []
+    cursor = start
+    while cursor <= end:
+        last = min(cursor + timedelta(days=chunk_days - 1), end)
+        chunks.append(Chunk(model, len(chunks) + 1, cursor, last))
+        cursor = last + timedelta(days=1)
+    return chunks
+
+
+def fingerprint(
+    *,
+    model: str,
+    start: date,
+    end: date,
+    chunks: list[Chunk],
+    compiled_sql: list[str],
+    project_hash: str,
+    git_commit: str,
+    dbt_vars: dict[str, Any],
+) -> str:
+    """Hash of everything that decides what a backfill writes (DESIGN.md §4)."""
+    payload = {
+        "model": model,
+        "range": [start.isoformat(), end.isoformat()],
+        "chunks": [[c.model, c.chunk_no, c.start.isoformat(), c.end.isoformat()] for c in chunks],
+        "compiled_sql": [hashlib.sha256(sql.encode()).hexdigest() for sql in compiled_sql],
+        "project_hash": project_hash,
+        "git_commit": git_commit,
+        "vars": dbt_vars,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

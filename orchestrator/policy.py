@@ -1,0 +1,69 @@
+"""Backfill policy: a model's `meta.backfill` block from its dbt YAML (no second config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Check:
+    """An extra expectation from `meta.backfill.checks`."""
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+    accepted_values: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BackfillPolicy:
+    partition_field: str
+    unique_key: tuple[str, ...]
+    partition_granularity: str = "day"
+    chunk_days: int = 31
+    max_days: int = 366
+    critical: bool = False
+    approvers: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+    row_count_tolerance: float = 0.5
+    null_rate_margin: float = 0.05
+
+
+def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
+    """Read `meta.backfill`; a model without one (or with enabled: false) cannot be backfilled."""
+    raw = meta.get("backfill")
+    if not isinstance(raw, dict) or raw.get("enabled") is False:
+        reason = raw.get("reason") if isinstance(raw, dict) else None
+        suffix = f" ({reason})" if reason else ""
+        raise BadInput(
+            f"model {model} has no meta.backfill policy; it cannot be backfilled{suffix}"
+        )
+    try:
+        unique_key = raw["unique_key"]
+        return BackfillPolicy(
+            partition_field=str(raw["partition_field"]),
+            unique_key=tuple([unique_key] if isinstance(unique_key, str) else unique_key),
+            partition_granularity=str(raw.get("partition_granularity", "day")),
+            chunk_days=int(raw.get("chunk_days", 31)),
+            max_days=int(raw.get("max_days", 366)),
+            critical=bool(raw.get("critical", False)),
+            approvers=tuple(str(a) for a in raw.get("approvers") or ()),
+            checks=tuple(_check(c) for c in raw.get("checks") or ()),
+            row_count_tolerance=float(raw.get("row_count_tolerance", 0.5)),
+            null_rate_margin=float(raw.get("null_rate_margin", 0.05)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"model {model} has an invalid meta.backfill block: {exc}") from exc
+
+
+def _check(raw: dict[str, Any]) -> Check:
+    values = raw.get("accepted_values")
+    return Check(
+        column=str(raw["column"]),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        accepted_values=tuple(str(v) for v in values) if values is not None else None,
+    )

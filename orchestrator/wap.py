@@ -1,0 +1,148 @@
+"""Write-audit-publish of one chunk: back up, stage, validate, publish, record.
+
+Production is only ever changed by `publish`, one transaction that swaps the chunk's
+partitions and writes the chunk's audit rows, so a chunk is either fully published
+and recorded or not at all. Every step records its state before the next one starts,
+so a crash anywhere resumes by redoing the chunk from its backup step: the backup is
+taken from production, which an unpublished chunk never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from orchestrator.audit import AuditStore
+from orchestrator.errors import ValidationFailed
+from orchestrator.faults import fault_point
+from orchestrator.policy import BackfillPolicy
+from orchestrator.validate import validate_chunk
+from orchestrator.warehouse.base import PartitionStats
+
+STAGING_SCHEMA = "backfill_staging"
+BACKUP_SCHEMA = "backfill_backups"
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    model: str
+    chunk_no: int
+    rows_before: int
+    rows_after: int
+
+
+def staging_relation(model: str, backfill_id: str, chunk_no: int) -> str:
+    return f"{STAGING_SCHEMA}.{_safe(model)}__{backfill_id}__c{chunk_no:03d}"
+
+
+def backup_relation(model: str, backfill_id: str) -> str:
+    return f"{BACKUP_SCHEMA}.{_safe(model)}__{backfill_id}"
+
+
+def run_chunk(
+    audit: AuditStore,
+    backfill_id: str,
+    chunk: dict[str, Any],
+    sql: str,
+    relation: str,
+    policy: BackfillPolicy,
+) -> ChunkOutcome:
+    wh = audit.wh
+    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
+    pf = policy.partition_field
+    staging = staging_relation(model, backfill_id, chunk_no)
+    backup = backup_relation(model, backfill_id)
+    for schema in (STAGING_SCHEMA, BACKUP_SCHEMA):
+        wh.ensure_schema(schema)
+
+    before = wh.partition_stats(relation, pf, start, end)
+    rows_before, checksum_before = _summary(before)
+    audit.record_chunk(
+        backfill_id, chunk, "started", rows_before=rows_before, checksum_before=checksum_before
+    )
+    fault_point("after_started")
+
+    with wh.transaction():  # the backup and its record land together
+        wh.copy_range(relation, backup, pf, start, end)
+        audit.record_partitions(backfill_id, model, chunk_no, "before", _rows(before))
+        audit.record_chunk(
+            backfill_id,
+            chunk,
+            "backed_up",
+            rows_before=rows_before,
+            checksum_before=checksum_before,
+        )
+    fault_point("after_backup")
+
+    wh.create_table_as(staging, sql)
+    staged_rows = int(wh.query(f"select count(*) from {staging}")[0][0])
+    audit.record_chunk(
+        backfill_id,
+        chunk,
+        "staged",
+        rows_before=rows_before,
+        rows_after=staged_rows,
+        checksum_before=checksum_before,
+    )
+    fault_point("after_stage")
+
+    results = validate_chunk(wh, staging, relation, policy, start, end)
+    failures = [r for r in results if not r.passed]
+    with wh.transaction():
+        audit.record_validation(backfill_id, model, chunk_no, [r.as_dict() for r in results])
+        state = "failed_validation" if failures else "validated"
+        error = "; ".join(f"{f.check} [{f.partition}]: {f.observed}" for f in failures) or None
+        audit.record_chunk(
+            backfill_id,
+            chunk,
+            state,
+            rows_before=rows_before,
+            rows_after=staged_rows,
+            checksum_before=checksum_before,
+            error=error,
+        )
+    if failures:
+        raise ValidationFailed(
+            f"validation failed for {model} chunk {chunk_no} ({start}..{end}): {error}; "
+            f"production unchanged, staged rows kept in {staging}",
+            [f.as_dict() for f in failures],
+        )
+    fault_point("after_validate")
+
+    with wh.transaction():  # the swap and its record commit together
+        wh.copy_range(staging, relation, pf, start, end)
+        after = wh.partition_stats(relation, pf, start, end)
+        rows_after, checksum_after = _summary(after)
+        audit.record_partitions(backfill_id, model, chunk_no, "after", _rows(after))
+        audit.record_chunk(
+            backfill_id,
+            chunk,
+            "published",
+            rows_before=rows_before,
+            rows_after=rows_after,
+            checksum_before=checksum_before,
+            checksum_after=checksum_after,
+        )
+        fault_point("inside_publish")
+    fault_point("after_publish")
+    wh.drop_relation(staging)
+    return ChunkOutcome(model, chunk_no, rows_before, rows_after)
+
+
+def _rows(stats: dict[date, PartitionStats]) -> list[tuple[date, int, str]]:
+    return [(s.partition, s.rows, s.checksum) for s in stats.values()]
+
+
+def _summary(stats: dict[date, PartitionStats]) -> tuple[int, str]:
+    """Total rows and one checksum over the chunk's partitions (empty partitions drop out)."""
+    digest = hashlib.sha256()
+    for s in sorted(stats.values(), key=lambda s: s.partition):
+        digest.update(f"{s.partition}:{s.rows}:{s.checksum};".encode())
+    return sum(s.rows for s in stats.values()), digest.hexdigest()[:16]
+
+
+def _safe(model: str) -> str:
+    return model.replace(".", "_")

@@ -1,0 +1,81 @@
+"""The small protocol every warehouse backend implements.
+
+The audit store and write-audit-publish speak only this protocol, so the CLI and the
+library never branch on the warehouse type. SQL passed in uses `$name` parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Row count and an order-independent checksum of every row of one partition."""
+
+    partition: date
+    rows: int
+    checksum: str
+
+
+class Warehouse(Protocol):
+    """One warehouse (DuckDB file or BigQuery project) as seen by the orchestrator."""
+
+    name: str
+
+    def execute(self, sql: str, params: Params | None = None) -> None: ...
+
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def ensure_schema(self, schema: str) -> None: ...
+
+    def create_table_if_missing(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        """Create `table` with (name, logical type) columns; types: string, int, float,
+        bool, date, timestamp."""
+        ...
+
+    def relation_exists(self, relation: str) -> bool: ...
+
+    def columns(self, relation: str) -> list[str]: ...
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def partition_stats(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, PartitionStats]: ...
+
+    def estimate_rows_read(self, sql: str) -> int | None: ...
+
+    def create_table_as(self, relation: str, sql: str) -> None: ...
+
+    def copy_range(
+        self, source: str, target: str, partition_field: str, start: date, end: date
+    ) -> int:
+        """Replace the [start, end] partitions of `target` with those of `source`.
+
+        Creates `target` shaped like `source` if missing; returns rows copied. Callers wrap
+        it in `transaction()` with the audit rows, so the swap and its record are atomic.
+        """
+        ...
+
+    def drop_relation(self, relation: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def quote_literal(value: str) -> str:
+    """A single-quoted SQL string literal (only for values the orchestrator validated)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for offset in range(0, len(items), size):
+        yield items[offset : offset + size]

@@ -7,6 +7,7 @@ compiles a model in ~0.1-0.3 s, so a plan compiles every chunk in one process.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Any
 
 from orchestrator.errors import WorkFailed
 from orchestrator.manifest import Manifest
+
+
+_PARSED: dict[tuple[str, str | None, str], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,10 @@ class Dbt:
     def __init__(self, project_dir: Path, target: str | None = None) -> None:
         self.project_dir = project_dir.resolve()
         self.target = target
-        self.target_path = self.project_dir / "target" / "orchestrator"
+        # Tests running in parallel give each worker its own dbt target path.
+        self.target_path = Path(
+            os.environ.get("BACKFILL_DBT_TARGET_PATH", self.project_dir / "target" / "orchestrator")
+        )
         self.log_path = self.target_path / "logs"
         self._runner: Any = None
         self._manifest: Manifest | None = None
@@ -57,7 +64,8 @@ class Dbt:
             str(self.target_path),
             "--log-path",
             str(self.log_path),
-            "--quiet",
+            "--log-level",
+            "none",
         ]
         if self.target:
             args += ["--target", self.target]
@@ -78,14 +86,20 @@ class Dbt:
         return result
 
     def _manifest_object(self) -> Any:
+        """Parse the project once per process and per version of its files."""
         from dbt.cli.main import dbtRunner
 
-        result = dbtRunner().invoke(self._args(["parse"]))
-        if not result.success:
-            raise WorkFailed(
-                f"dbt parse failed: {_first_error(result)} (log: {self.log_path / 'dbt.log'})"
-            )
-        return result.result
+        from orchestrator.context import project_hash
+
+        key = (str(self.project_dir), self.target, project_hash(self.project_dir))
+        if key not in _PARSED:
+            result = dbtRunner().invoke(self._args(["parse"]))
+            if not result.success:
+                raise WorkFailed(
+                    f"dbt parse failed: {_first_error(result)} (log: {self.log_path / 'dbt.log'})"
+                )
+            _PARSED[key] = result.result
+        return _PARSED[key]
 
     def manifest(self) -> Manifest:
         """The project's manifest.json, parsed once per process."""
@@ -94,8 +108,7 @@ class Dbt:
                 from dbt.cli.main import dbtRunner
 
                 self._runner = dbtRunner(manifest=self._manifest_object())
-            path = self.target_path / "manifest.json"
-            self._manifest = Manifest(json.loads(path.read_text()))
+            self._manifest = Manifest(self._runner.manifest.writable_manifest().to_dict())
         return self._manifest
 
     def compile(self, model: str, dbt_vars: dict[str, Any]) -> Compiled:

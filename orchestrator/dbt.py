@@ -16,7 +16,6 @@ from typing import Any
 from orchestrator.errors import WorkFailed
 from orchestrator.manifest import Manifest
 
-
 _PARSED: dict[tuple[str, str | None, str], Any] = {}
 
 

@@ -1,14 +1,25 @@
-"""Fault injection for crash tests: BACKFILL_FAULT=<point> makes the process die there.
+"""Fault injection for crash tests: BACKFILL_FAULT=<point>[@<n>][:raise].
 
-`BACKFILL_FAULT=after_backup` kills the process with SIGKILL at that point, exactly as
-a machine failure would; `BACKFILL_FAULT=after_backup:raise` raises instead. Unset in
-normal use, where fault_point costs one dictionary lookup.
+`BACKFILL_FAULT=after_backup@2` kills the process with SIGKILL the second time it reaches
+that point, exactly as a machine failure would; a `:raise` suffix raises instead. Unset in
+normal use, where fault_point costs one environment lookup.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
+
+POINTS = (
+    "after_started",
+    "after_backup",
+    "after_stage",
+    "after_validate",
+    "inside_publish",
+    "after_publish",
+)
+_reached: Counter[str] = Counter()
 
 
 class InjectedFault(RuntimeError):
@@ -19,8 +30,12 @@ def fault_point(name: str) -> None:
     spec = os.environ.get("BACKFILL_FAULT")
     if not spec:
         return
-    point, _, mode = spec.partition(":")
+    target, _, mode = spec.partition(":")
+    point, _, nth = target.partition("@")
     if point != name:
+        return
+    _reached[name] += 1
+    if _reached[name] != int(nth or 1):
         return
     if mode == "raise":
         raise InjectedFault(f"injected fault at {name}")

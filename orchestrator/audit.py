@@ -130,7 +130,7 @@ CHUNK_FIELDS = [name for name, _ in TABLES["backfill_chunks"]]
 
 def utcnow() -> datetime:
     """UTC wall time, naive (DuckDB TIMESTAMP has no zone; every audit time is UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ class AuditStore:
         rows = self.wh.query(
             f"select {', '.join(CHUNK_FIELDS)} from {self.t('backfill_chunks')} "
             "where backfill_id = $id qualify row_number() over "
-            "(partition by model, chunk_no order by updated_at desc, state = 'published' desc) = 1",
+            "(partition by model, chunk_no order by updated_at desc) = 1",
             {"id": backfill_id},
         )
         out = {}

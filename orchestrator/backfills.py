@@ -19,7 +19,8 @@ from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
 from orchestrator.wap import ChunkOutcome, run_chunk
 
-ProgressCallback = Callable[[int, int, ChunkOutcome], None]
+# (chunks done, chunks in total, rows written so far); first called once the run has begun.
+ProgressCallback = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -76,12 +77,9 @@ def create_plan(
         raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
     Locks(ctx.audit).check_free(model.name, "")
 
+    days_per_chunk = policy.chunk_days if chunk_days is None else chunk_days
     models = [model] + (_downstream_partitioned(ctx, model) if downstream else [])
-    chunks = [
-        c
-        for m in models
-        for c in planning.split_chunks(m.name, start, end, chunk_days or policy.chunk_days)
-    ]
+    chunks = [c for m in models for c in planning.split_chunks(m.name, start, end, days_per_chunk)]
     compiled = _compile(ctx, chunks)
     dbt_vars = {"backfill_start": start.isoformat(), "backfill_end": end.isoformat()}
     commit, phash = git_commit(ctx.project_dir), project_hash(ctx.project_dir)
@@ -100,7 +98,7 @@ def create_plan(
         model=model.name,
         start=start,
         end=end,
-        chunk_days=chunk_days or policy.chunk_days,
+        chunk_days=days_per_chunk,
         downstream=downstream,
         chunks=[_chunk_dict(c) for c in chunks],
         dbt_vars=dbt_vars,
@@ -359,6 +357,8 @@ def run(
         states = audit.chunk_states(plan.backfill_id)
         manifest = ctx.dbt.manifest()
         total = len(plan.chunks)
+        if on_progress is not None:
+            on_progress(0, total, 0)
         for index, (chunk, sql) in enumerate(zip(plan.chunks, compiled, strict=True), start=1):
             if states.get((chunk["model"], int(chunk["chunk_no"])), {}).get("state") == "published":
                 report.chunks_skipped += 1
@@ -367,7 +367,7 @@ def run(
             outcome = run_chunk(audit, plan.backfill_id, chunk, sql, model.relation, model.policy())
             report.chunks_run.append(outcome)
             if on_progress is not None:
-                on_progress(index, total, outcome)
+                on_progress(index, total, report.rows_after)
         if plan.downstream:
             for name in _rebuilt_downstream(ctx, plan):
                 ctx.dbt.run(name)

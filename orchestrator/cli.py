@@ -298,6 +298,7 @@ def run_command(
 
 @contextmanager
 def _progress(disabled: bool) -> Iterator[backfills.ProgressCallback | None]:
+    """A progress bar on stderr (chunk, rows, elapsed, ETA), shown once the run has begun."""
     if disabled:
         yield None
         return
@@ -322,15 +323,17 @@ def _progress(disabled: bool) -> Iterator[backfills.ProgressCallback | None]:
         console=Console(stderr=True),
     )
     task = progress.add_task("backfill", total=None, rows=0)
-    rows = 0
 
-    def on_progress(index: int, total: int, outcome: Any) -> None:
-        nonlocal rows
-        rows += outcome.rows_after
-        progress.update(task, completed=index, total=total, rows=rows)
+    def on_progress(done: int, total: int, rows: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, completed=done, total=total, rows=rows)
 
-    with progress:
+    try:
         yield on_progress
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 @cli.command()

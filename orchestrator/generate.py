@@ -1,0 +1,576 @@
+"""Generate deterministic synthetic bronze data (trip events, drivers, riders) inside DuckDB.
+
+Everything is computed by SQL in DuckDB from hash-based pseudo-random numbers
+(`hash(seed, key..., salt)` mapped to [0, 1)), never `random()` and never a Python loop
+over rows, so the same arguments always produce the same rows and 10 million trips take
+seconds. The random numbers of a trip depend only on the seed, the trip's calendar day and
+its number within the day, so generating a range in one call or in several appends gives
+the same trips (the rider and driver pools aside, which grow between calls).
+
+Bronze is immutable: this module creates the tables when missing and otherwise only
+appends. The layout follows `docs/conventions.md`.
+
+Schema versions: trip events whose `event_at` falls on or after `SCHEMA_V2_FROM`
+(2024-02-15) are schema v2 (`distance_km`, `base_fare_cents`); earlier ones are v1
+(`distance_miles`, `base_fare`). Driver and rider rows are all v1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from orchestrator.errors import BadInput
+
+SCHEMA_V2_FROM = date(2024, 2, 15)
+"""Trip events on or after this UTC calendar day carry schema v2."""
+
+MAX_DAYS = 3650
+MAX_TRIPS_PER_DAY = 1_000_000
+MAX_SEED = 2**63 - 1
+EARLIEST_START = date(2000, 1, 1)
+LATEST_END = date(2099, 12, 31)
+
+CITIES = 8
+P_ACCEPTED = 0.93  # the other trips are cancelled before a driver accepts
+P_COMPLETED = 0.90  # of accepted trips; the others are cancelled after accept
+P_LATE = 0.03  # of events: ingested 1-3 days after the event date, batch -02
+P_DUPLICATE = 0.01  # of events: delivered again the day after, batch -03
+P_SURGE = 0.20  # of trips: surge above 1.00
+P_DRIVER_CHANGE = 0.02  # of drivers per day: a change record
+NEW_RIDERS_PER_DAY = 0.001  # of the existing riders, on appends
+
+_EPOCH = date(1970, 1, 1)
+_TRIP_EVENTS_DDL = """
+create table if not exists bronze.trip_events (
+    event_id varchar not null,
+    trip_id varchar not null,
+    event_type varchar not null,
+    event_at timestamp not null,
+    driver_id varchar,
+    rider_id varchar not null,
+    city_id varchar not null,
+    duration_seconds integer,
+    surge_multiplier decimal(4, 2) not null,
+    distance_miles double,
+    base_fare decimal(10, 2),
+    distance_km double,
+    base_fare_cents bigint,
+    _ingested_date date not null,
+    _batch_id varchar not null,
+    _schema_version integer not null
+)
+"""
+_DRIVERS_DDL = """
+create table if not exists bronze.drivers (
+    driver_id varchar not null,
+    full_name varchar not null,
+    city_id varchar not null,
+    rating decimal(3, 2) not null,
+    tier varchar not null,
+    vehicle_make varchar not null,
+    vehicle_model varchar not null,
+    vehicle_year integer not null,
+    signed_up_at timestamp not null,
+    updated_at timestamp not null,
+    _ingested_date date not null,
+    _batch_id varchar not null,
+    _schema_version integer not null
+)
+"""
+_RIDERS_DDL = """
+create table if not exists bronze.riders (
+    rider_id varchar not null,
+    full_name varchar not null,
+    email varchar not null,
+    city_id varchar not null,
+    signed_up_at timestamp not null,
+    _ingested_date date not null,
+    _batch_id varchar not null,
+    _schema_version integer not null
+)
+"""
+
+_FIRST_NAMES = (
+    "Ava", "Ben", "Chloe", "Daniel", "Elena", "Farah", "Gabriel", "Hana", "Ivan", "Julia",
+    "Kofi", "Laura", "Mateo", "Nina", "Omar", "Priya", "Quentin", "Rosa", "Samir", "Tara",
+    "Umar", "Valeria", "Wei", "Ximena", "Yusuf", "Zoe", "Aiden", "Bianca", "Carlos", "Dana",
+    "Emeka", "Fatima",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Smith", "Garcia", "Chen", "Okafor", "Kowalski", "Nguyen", "Patel", "Rossi", "Silva",
+    "Müller", "Kim", "Haddad", "Johnson", "Ivanova", "Tanaka", "Dubois", "Novak", "Singh",
+    "Hughes", "Moreno", "Larsen", "Costa", "Yilmaz", "Andersen",
+)  # fmt: skip
+_VEHICLES = (
+    ("Toyota", "Prius"), ("Toyota", "Camry"), ("Honda", "Accord"), ("Honda", "Civic"),
+    ("Hyundai", "Ioniq"), ("Kia", "Niro"), ("Tesla", "Model 3"), ("Tesla", "Model Y"),
+    ("Ford", "Fusion"), ("Nissan", "Leaf"), ("Chevrolet", "Bolt"), ("Volkswagen", "Passat"),
+)  # fmt: skip
+_TIERS = ("standard", "plus", "premium")
+
+# Salts: each pseudo-random quantity draws from its own stream.
+_S_CITY, _S_PEAK, _S_TOD1, _S_TOD2, _S_ACCEPT, _S_COMPLETE = 1, 2, 3, 4, 5, 6
+_S_ACCEPT_DELAY, _S_CANCEL_DELAY, _S_PICKUP, _S_DISTANCE, _S_SPEED = 7, 8, 9, 10, 11
+_S_SURGE, _S_SURGE_LEVEL, _S_DRIVER, _S_RIDER = 12, 13, 14, 15
+_S_LATE, _S_LATE_DAYS, _S_DUPLICATE = 100, 110, 120  # + event sequence 1..3
+_S_D_FIRST, _S_D_LAST, _S_D_SIGNUP, _S_D_RATING, _S_D_TIER, _S_D_VEHICLE, _S_D_YEAR = range(
+    200, 207
+)
+_S_D_CHANGE, _S_D_CHANGE_TIME, _S_D_TIER_CHANGE, _S_D_VEHICLE_CHANGE = range(210, 214)
+_S_R_FIRST, _S_R_LAST, _S_R_SIGNUP, _S_R_SIGNUP_DAY = range(300, 304)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """What one `generate_bronze` call wrote (row counts are rows appended by this call)."""
+
+    start_date: date
+    end_date: date
+    trip_events: int
+    drivers: int
+    riders: int
+    late_events: int
+    duplicate_events: int
+    seconds: float
+
+
+def generate_bronze(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    days: int,
+    trips_per_day: int,
+    seed: int,
+    start_date: date = date(2024, 1, 1),
+) -> GenerateResult:
+    """Append `days` days of synthetic trips, driver changes and riders to bronze.
+
+    Creates schema `bronze` and its three tables when missing. Raises `BadInput` (and
+    writes nothing) when an argument is out of range or bronze already holds trips
+    requested on or after `start_date`. All rows are written in one transaction.
+    """
+    _validate(days=days, trips_per_day=trips_per_day, seed=seed, start_date=start_date)
+    started = time.perf_counter()
+    end_date = start_date + timedelta(days=days - 1)
+    con.execute("begin transaction")
+    try:
+        con.execute("create schema if not exists bronze")
+        con.execute(_TRIP_EVENTS_DDL)
+        con.execute(_DRIVERS_DDL)
+        con.execute(_RIDERS_DDL)
+        _check_no_overlap(con, start_date)
+        gen = _Generator(
+            seed=seed,
+            first_day=(start_date - _EPOCH).days,
+            days=days,
+            trips_per_day=trips_per_day,
+            existing_drivers=_count(con, "select count(distinct driver_id) from bronze.drivers"),
+            existing_riders=_count(con, "select count(distinct rider_id) from bronze.riders"),
+        )
+        riders = _count(con, gen.riders_sql())
+        drivers = _count(con, gen.drivers_sql())
+        trip_events, late, duplicates = gen.insert_trip_events(con)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return GenerateResult(
+        start_date=start_date,
+        end_date=end_date,
+        trip_events=trip_events,
+        drivers=drivers,
+        riders=riders,
+        late_events=late,
+        duplicate_events=duplicates,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _validate(*, days: int, trips_per_day: int, seed: int, start_date: date) -> None:
+    for name, value, low, high in (
+        ("--days", days, 1, MAX_DAYS),
+        ("--trips-per-day", trips_per_day, 1, MAX_TRIPS_PER_DAY),
+        ("--seed", seed, 0, MAX_SEED),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadInput(f"{name} must be an integer, got {value!r}")
+        if not low <= value <= high:
+            raise BadInput(f"{name} must be between {low} and {high}, got {value}")
+    if isinstance(start_date, datetime) or not isinstance(start_date, date):
+        raise BadInput(f"--start-date must be a date, got {start_date!r}")
+    end_date = start_date + timedelta(days=days - 1)
+    if start_date < EARLIEST_START or end_date > LATEST_END:
+        raise BadInput(
+            f"--start-date and --days must stay within {EARLIEST_START}..{LATEST_END}, "
+            f"got {start_date}..{end_date}"
+        )
+
+
+def _check_no_overlap(con: duckdb.DuckDBPyConnection, start_date: date) -> None:
+    """Bronze is append-only: new trips must be requested after every existing one."""
+    row = con.execute(
+        "select min(event_at)::date, max(event_at)::date from bronze.trip_events"
+        " where event_type = 'requested'"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return
+    first, last = row
+    if start_date <= last:
+        raise BadInput(
+            f"bronze already holds events for {first}..{last}; choose --start-date after {last}"
+        )
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def _pick(values: tuple[str, ...], u: str) -> str:
+    """SQL choosing one of `values` uniformly by the [0, 1) expression `u`."""
+    return f"{_sql_list(values)}[1 + floor({u} * {len(values)})::integer]"
+
+
+@dataclass(frozen=True)
+class _Generator:
+    seed: int
+    first_day: int  # days since 1970-01-01 of start_date
+    days: int
+    trips_per_day: int
+    existing_drivers: int
+    existing_riders: int
+
+    @property
+    def drivers_total(self) -> int:
+        return max(self.existing_drivers, 20, self.trips_per_day // 10)
+
+    @property
+    def riders_pool(self) -> int:
+        """Riders trips of this call choose from (riders created by this call are not)."""
+        return self.existing_riders or max(50, self.trips_per_day // 2)
+
+    @property
+    def new_riders(self) -> int:
+        if self.existing_riders == 0:
+            return self.riders_pool
+        target = max(50, self.trips_per_day // 2)
+        growth = max(1, round(self.existing_riders * NEW_RIDERS_PER_DAY * self.days))
+        return max(target - self.existing_riders, growth)
+
+    def u(self, salt: int, key: str) -> str:
+        """SQL for a pseudo-random double in [0, 1) drawn from the seed, `salt` and `key`.
+
+        `key` is a BIGINT SQL expression below 2**40 that identifies the thing drawn for
+        (a trip, an event, a driver-day). DuckDB's multi-argument `hash(a, b, c)` combines
+        its arguments too weakly (draws that differ only in one argument are correlated),
+        so the key and salt are packed into one integer, xor-ed with a 64-bit mix of the
+        seed and hashed once; the top 53 bits of the hash become the double.
+        """
+        return (
+            f"((hash(xor(({key}) * 1024 + {salt}, {self.seed_mix}::bigint)) >> 11)::double"
+            " / 9007199254740992.0)"
+        )
+
+    @property
+    def seed_mix(self) -> int:
+        """splitmix64 of the seed, as a signed 64-bit integer."""
+        z = (self.seed + 0x9E3779B97F4A7C15) % 2**64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+        z ^= z >> 31
+        return z - 2**64 if z >= 2**63 else z
+
+    # -- riders ---------------------------------------------------------------------------
+
+    def riders_sql(self) -> str:
+        """Insert riders `existing+1 ..`; on the first call they signed up in the 3 years
+        before start_date and are ingested on start_date, later ones sign up during the
+        range and are ingested that day."""
+        u = self.u
+        if self.existing_riders == 0:
+            signup = (
+                f"make_timestamp(({self.first_day} - 1 - floor({u(_S_R_SIGNUP_DAY, 'no')} * 1095)"
+                f")::bigint * 86400000000 + floor({u(_S_R_SIGNUP, 'no')} * 86400)::bigint"
+                " * 1000000)"
+            )
+            ingested = f"(date '1970-01-01' + {self.first_day}::integer)"
+        else:
+            signup = (
+                f"make_timestamp(({self.first_day} + floor({u(_S_R_SIGNUP_DAY, 'no')} * "
+                f"{self.days}))::bigint * 86400000000 + floor({u(_S_R_SIGNUP, 'no')} * 86400)"
+                "::bigint * 1000000)"
+            )
+            ingested = "signed_up_at::date"
+        return f"""
+        insert into bronze.riders by name
+        with numbered as (
+            select no,
+                   {_pick(_FIRST_NAMES, u(_S_R_FIRST, "no"))} as first_name,
+                   {_pick(_LAST_NAMES, u(_S_R_LAST, "no"))} as last_name,
+                   {signup} as signed_up_at
+            from range({self.existing_riders + 1},
+                       {self.existing_riders + self.new_riders + 1}) as r(no)
+        ), dated as (
+            select *, {ingested} as ingested from numbered
+        )
+        select printf('r%06d', no) as rider_id,
+               first_name || ' ' || last_name as full_name,
+               strip_accents(lower(first_name || '.' || last_name)) || no || '@example.com'
+                   as email,
+               printf('c%02d', 1 + (no - 1) % {CITIES}) as city_id,
+               signed_up_at,
+               ingested as _ingested_date,
+               strftime(ingested, '%Y%m%d') || '-01' as _batch_id,
+               1 as _schema_version
+        from dated
+        order by no
+        """
+
+    # -- drivers --------------------------------------------------------------------------
+
+    def drivers_sql(self) -> str:
+        """Insert initial records for new drivers and ~2% change records per driver-day.
+
+        A change always sets a new rating and sometimes a new tier or vehicle; attributes
+        a change does not set carry over from the driver's latest record (in bronze or
+        earlier in this call), so every row is a full snapshot of the driver.
+        """
+        u = self.u
+        first, days = self.first_day, self.days
+        makes = _sql_list(tuple(m for m, _ in _VEHICLES))
+        models = _sql_list(tuple(m for _, m in _VEHICLES))
+
+        def vehicle(key: str) -> str:
+            return f"1 + floor({u(_S_D_VEHICLE, key)} * {len(_VEHICLES)})::integer"
+
+        vehicle_change = f"{u(_S_D_VEHICLE_CHANGE, 'no * 65536 + eday')} < 0.1"
+        return f"""
+        insert into bronze.drivers by name
+        with latest as (
+            select * exclude (_ingested_date, _batch_id, _schema_version)
+            from bronze.drivers
+            qualify row_number() over (
+                partition by driver_id order by updated_at desc, _batch_id desc) = 1
+        ), initial as (
+            select no,
+                   make_timestamp((({first} - 1 - floor({u(_S_D_SIGNUP, "no * 65536")} * 1095))
+                       * 86400 + floor({u(_S_D_CHANGE_TIME, "no * 65536")} * 86400))::bigint
+                       * 1000000) as signed_up_at,
+                   {vehicle("no * 65536")} as vehicle_no
+            from range({self.existing_drivers + 1}, {self.drivers_total + 1}) as r(no)
+        ), new_drivers as (
+            select printf('d%05d', no) as driver_id,
+                   {_pick(_FIRST_NAMES, u(_S_D_FIRST, "no * 65536"))} || ' '
+                       || {_pick(_LAST_NAMES, u(_S_D_LAST, "no * 65536"))} as full_name,
+                   printf('c%02d', 1 + (no - 1) % {CITIES}) as city_id,
+                   (4.2 + floor({u(_S_D_RATING, "no * 65536")} * 81) / 100)::decimal(3, 2) as rating,
+                   {_pick(_TIERS, u(_S_D_TIER, "no * 65536"))} as tier,
+                   {makes}[vehicle_no] as vehicle_make,
+                   {models}[vehicle_no] as vehicle_model,
+                   (year(signed_up_at) - floor({u(_S_D_YEAR, "no * 65536")} * 8))::integer
+                       as vehicle_year,
+                   signed_up_at,
+                   signed_up_at as updated_at,
+                   date '1970-01-01' + {first}::integer as ingested
+            from initial
+        ), change_days as (
+            select no, eday, {vehicle("no * 65536 + eday")} as vehicle_no
+            from range(1, {self.drivers_total + 1}) as r(no),
+                 range({first}, {first + days}) as d(eday)
+            where {u(_S_D_CHANGE, "no * 65536 + eday")} < {P_DRIVER_CHANGE}
+        ), changes as (
+            select printf('d%05d', no) as driver_id,
+                   (3.8 + floor({u(_S_D_RATING, "no * 65536 + eday")} * 121) / 100)::decimal(3, 2)
+                       as rating,
+                   case when {u(_S_D_TIER_CHANGE, "no * 65536 + eday")} < 0.15
+                       then {_pick(_TIERS, u(_S_D_TIER, "no * 65536 + eday"))} end as tier,
+                   case when {vehicle_change} then {makes}[vehicle_no] end as vehicle_make,
+                   case when {vehicle_change} then {models}[vehicle_no] end as vehicle_model,
+                   case when {vehicle_change}
+                       then (year(date '1970-01-01' + eday::integer)
+                             - floor({u(_S_D_YEAR, "no * 65536 + eday")} * 4))::integer
+                       end as vehicle_year,
+                   make_timestamp((eday * 86400
+                       + floor({u(_S_D_CHANGE_TIME, "no * 65536 + eday")} * 86400))::bigint * 1000000)
+                       as updated_at,
+                   date '1970-01-01' + eday::integer as ingested
+            from change_days
+        ), history as (
+            select *, null::date as ingested, false as is_new from latest
+            union all by name
+            select *, true as is_new from new_drivers
+            union all by name
+            select *, true as is_new from changes
+        ), filled as (
+            select driver_id,
+                   last_value(full_name ignore nulls) over w as full_name,
+                   last_value(city_id ignore nulls) over w as city_id,
+                   rating,
+                   last_value(tier ignore nulls) over w as tier,
+                   last_value(vehicle_make ignore nulls) over w as vehicle_make,
+                   last_value(vehicle_model ignore nulls) over w as vehicle_model,
+                   last_value(vehicle_year ignore nulls) over w as vehicle_year,
+                   last_value(signed_up_at ignore nulls) over w as signed_up_at,
+                   updated_at, ingested, is_new
+            from history
+            window w as (partition by driver_id order by updated_at
+                         rows between unbounded preceding and current row)
+        )
+        select driver_id, full_name, city_id, rating, tier, vehicle_make, vehicle_model,
+               vehicle_year, signed_up_at, updated_at,
+               ingested as _ingested_date,
+               strftime(ingested, '%Y%m%d') || '-01' as _batch_id,
+               1 as _schema_version
+        from filled
+        where is_new
+        order by ingested, updated_at, driver_id
+        """
+
+    # -- trip events ----------------------------------------------------------------------
+
+    def trip_events_sql(self) -> str:
+        """Insert every event of this call's trips, late arrivals and re-deliveries included.
+
+        Rows are sorted by delivery (`_ingested_date`, `_batch_id`) then trip and event.
+        """
+        u = self.u
+        first, days, tpd = self.first_day, self.days, self.trips_per_day
+        v2_day = (SCHEMA_V2_FROM - _EPOCH).days
+        city_weights = (0.22, 0.16, 0.14, 0.12, 0.11, 0.09, 0.08)
+        city_case, total = "case", 0.0
+        for city_no, weight in enumerate(city_weights, start=1):
+            total += weight
+            city_case += f" when u_city < {total:.2f} then {city_no}"
+        city_case += f" else {CITIES} end"
+        nd, nr = self.drivers_total, self.riders_pool
+        return f"""
+        insert into bronze.trip_events by name
+        with base as materialized (
+            select i from range({days * tpd}) as r(i)
+        ), keyed as (
+            select eday, n, eday * 1048576 + n as tk
+            from (select {first} + i // {tpd} as eday, i % {tpd} + 1 as n from base)
+        ), drawn as (
+            select eday, n, tk,
+                   {u(_S_CITY, "tk * 4")} as u_city,
+                   {u(_S_PEAK, "tk * 4")} as u_peak,
+                   {u(_S_TOD1, "tk * 4")} as u_tod1,
+                   {u(_S_TOD2, "tk * 4")} as u_tod2,
+                   {u(_S_ACCEPT, "tk * 4")} < {P_ACCEPTED} as is_accepted,
+                   {u(_S_COMPLETE, "tk * 4")} < {P_COMPLETED} as is_completed,
+                   {u(_S_ACCEPT_DELAY, "tk * 4")} as u_accept_delay,
+                   {u(_S_CANCEL_DELAY, "tk * 4")} as u_cancel_delay,
+                   {u(_S_PICKUP, "tk * 4")} as u_pickup,
+                   {u(_S_DISTANCE, "tk * 4")} as u_distance,
+                   {u(_S_SPEED, "tk * 4")} as u_speed,
+                   {u(_S_SURGE, "tk * 4")} < {P_SURGE} as is_surge,
+                   {u(_S_SURGE_LEVEL, "tk * 4")} as u_surge,
+                   {u(_S_DRIVER, "tk * 4")} as u_driver,
+                   {u(_S_RIDER, "tk * 4")} as u_rider
+            from keyed
+        ), trips as (
+            select eday, n, tk, is_accepted, is_completed, u_accept_delay, u_cancel_delay,
+                   u_pickup, u_speed,
+                   {city_case} as city_no,
+                   eday * 86400 + greatest(0, least(86399, floor(case
+                       when u_peak < 0.25 then 27000 + (u_tod1 + u_tod2 - 1) * 9000
+                       when u_peak < 0.60 then 64800 + (u_tod1 + u_tod2 - 1) * 12600
+                       else u_tod1 * 86400 end)))::bigint as requested_s,
+                   round(least(0.8 - ln(1 - u_distance) * 6.5, 120), 2) as km,
+                   case when is_surge then round((1.05 + 1.45 * u_surge * u_surge) * 20) / 20
+                       else 1 end as surge,
+                   u_driver, u_rider
+            from drawn
+        ), timed as (
+            select *,
+                   requested_s + 20 + floor(u_accept_delay * 280)::bigint as accepted_s,
+                   round(km / (16 + u_speed * 34) * 3600 + 45)::integer as duration_s,
+                   city_no + {CITIES} * floor(u_driver * (({nd} - city_no) // {CITIES} + 1))
+                       ::bigint as driver_no,
+                   city_no + {CITIES} * floor(u_rider * (({nr} - city_no) // {CITIES} + 1))
+                       ::bigint as rider_no
+            from trips
+        ), events as (
+            select eday, n, tk, seq, city_no, driver_no, rider_no, surge, km, duration_s,
+                   case seq
+                       when 1 then 'requested'
+                       when 2 then case when is_accepted then 'accepted' else 'cancelled' end
+                       else case when is_completed then 'completed' else 'cancelled' end
+                   end as event_type,
+                   case seq
+                       when 1 then requested_s
+                       when 2 then case when is_accepted then accepted_s
+                           else requested_s + 30 + floor(u_cancel_delay * 570)::bigint end
+                       else case when is_completed
+                           then accepted_s + 120 + floor(u_pickup * 600)::bigint + duration_s
+                           else accepted_s + 30 + floor(u_cancel_delay * 600)::bigint end
+                   end as event_s,
+                   {u(_S_LATE, "tk * 4 + seq")} < {P_LATE} as is_late,
+                   1 + floor({u(_S_LATE_DAYS, "tk * 4 + seq")} * 3)::bigint as late_days,
+                   {u(_S_DUPLICATE, "tk * 4 + seq")} < {P_DUPLICATE} as is_duplicated
+            from timed, range(1, 4) as s(seq)
+            where seq < 3 or is_accepted
+        ), deliveries as (
+            select *,
+                   event_s // 86400 as event_day,
+                   event_s // 86400 + case when is_late then late_days else 0 end + copy
+                       as ingest_day,
+                   case when copy = 1 then 3 when is_late then 2 else 1 end as batch_no
+            from events, range(0, 2) as c(copy)
+            where copy = 0 or is_duplicated
+        ), dated as (
+            select *,
+                   date '1970-01-01' + ingest_day::integer as ingested,
+                   strftime(date '1970-01-01' + eday::integer, '%Y%m%d') || '-'
+                       || lpad(n::varchar, 7, '0') as trip_key,
+                   event_day >= {v2_day} as is_v2,
+                   event_type = 'completed' as has_fare,
+                   round(250 + 95 * km + 25 * duration_s / 60)::bigint as fare_cents
+            from deliveries
+        )
+        select 'e' || trip_key || '-' || seq as event_id,
+               't' || trip_key as trip_id,
+               event_type,
+               make_timestamp(event_s * 1000000) as event_at,
+               case when event_type <> 'requested' and (seq = 3 or event_type = 'accepted')
+                   then printf('d%05d', driver_no) end as driver_id,
+               printf('r%06d', rider_no) as rider_id,
+               printf('c%02d', city_no) as city_id,
+               case when has_fare then duration_s end as duration_seconds,
+               surge::decimal(4, 2) as surge_multiplier,
+               case when has_fare and not is_v2 then round(km / 1.609344, 2) end
+                   as distance_miles,
+               case when has_fare and not is_v2 then (fare_cents / 100)::decimal(10, 2) end
+                   as base_fare,
+               case when has_fare and is_v2 then km end as distance_km,
+               case when has_fare and is_v2 then fare_cents end as base_fare_cents,
+               ingested as _ingested_date,
+               strftime(ingested, '%Y%m%d') || '-0' || batch_no as _batch_id,
+               case when is_v2 then 2 else 1 end as _schema_version
+        from dated
+        order by ingest_day, batch_no, eday, n, seq
+        """
+
+    def insert_trip_events(self, con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+        """Run `trip_events_sql`; return (rows, late rows, duplicate rows) written."""
+        rows = _count(con, self.trip_events_sql())
+        first = _EPOCH + timedelta(days=self.first_day)
+        after = first + timedelta(days=self.days)
+        row = con.execute(
+            """
+            select count(*) filter (where _batch_id like '%-02'),
+                   count(*) filter (where _batch_id like '%-03')
+            from bronze.trip_events
+            where trip_id >= ? and trip_id < ?
+            """,
+            [f"t{first:%Y%m%d}", f"t{after:%Y%m%d}"],
+        ).fetchone()
+        assert row is not None
+        return rows, int(row[0]), int(row[1])

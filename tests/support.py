@@ -1,0 +1,100 @@
+"""Helpers for tests that drive the real CLI against a real warehouse file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.warehouse.duckdb import partition_stats
+
+REPO = Path(__file__).resolve().parents[1]
+AUDIT_TABLES = (
+    "plans",
+    "backfill_log",
+    "backfill_chunks",
+    "partition_checksums",
+    "approvals",
+    "dry_runs",
+    "validation_reports",
+    "locks",
+    "lock_events",
+)
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def backfill(*args: str, project_dir: Path = REPO) -> Result:
+    """Invoke `backfill ARGS --project-dir REPO` in this process, like a user would."""
+    command, *rest = args
+    argv = [command, *rest, "--project-dir", str(project_dir)]
+    if command == "versions":  # sub-groups take the option on their sub-command
+        argv = [*args, "--project-dir", str(project_dir)]
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def checksums(
+    path: Path, relation: str = "marts.fct_trips", field: str = "trip_date"
+) -> dict[date, tuple[int, str]]:
+    with duckdb.connect(str(path)) as con:
+        return {d: (s.rows, s.checksum) for d, s in partition_stats(con, relation, field).items()}
+
+
+def audit_counts(path: Path) -> dict[str, int]:
+    """Rows per audit table (0 where the table does not exist yet)."""
+    with duckdb.connect(str(path)) as con:
+        existing = {
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'backfill_audit'"
+            ).fetchall()
+        }
+        return {
+            t: (con.execute(f"select count(*) from backfill_audit.{t}").fetchone() or [0])[0]
+            if t in existing
+            else 0
+            for t in AUDIT_TABLES
+        }
+
+
+def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(path)) as con:
+        return con.execute(sql).fetchall()
+
+
+def planned(
+    path: Path,
+    model: str = "fct_trips",
+    start: str = "2024-01-10",
+    end: str = "2024-01-20",
+    *extra: str,
+) -> str:
+    """Plan a backfill as alice and return its id."""
+    result = backfill(
+        "plan", model, "--start", start, "--end", end, "--requested-by", "alice", "--json", *extra
+    )
+    assert result.exit_code == 0, result.stderr
+    return str(result.json()["backfill_id"])
+
+
+def approved(path: Path, *extra: str) -> str:
+    plan_id = planned(path, *extra)
+    assert backfill("dry-run", plan_id).exit_code == 0
+    assert backfill("approve", plan_id, "--approver", "bob").exit_code == 0
+    return plan_id

@@ -95,6 +95,8 @@ class Context:
         return self._dbt
 
     def close(self) -> None:
+        if self._dbt is not None:
+            self._dbt.release_warehouse()
         if self._warehouse is not None:
             self._warehouse.close()
             self._warehouse = None

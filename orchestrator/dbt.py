@@ -100,6 +100,21 @@ class Dbt:
             _PARSED[key] = result.result
         return _PARSED[key]
 
+    def release_warehouse(self) -> None:
+        """Let go of the DuckDB file dbt-duckdb keeps open in this process after a command.
+
+        DuckDB admits one writing process per file; without this, a long-lived process
+        that ran dbt (a test session, a notebook) would lock out every other one.
+        """
+        try:
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        except ImportError:  # dbt-duckdb not installed: nothing is held
+            return
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            env.close()
+            DuckDBConnectionManager._ENV = None
+
     def manifest(self) -> Manifest:
         """The project's manifest.json, parsed once per process."""
         if self._manifest is None:

@@ -49,6 +49,7 @@ def warehouse_template(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir:
     # Unit tests with `input: this` need the incremental relation to exist already.
     dbt.invoke(["build", "--exclude-resource-type", "unit_test"])
     dbt.invoke(["test", "--select", "test_type:unit"])
+    dbt.release_warehouse()
     with connect(path) as con:  # same DuckDB instance as dbt's: flush the WAL into the file
         con.execute("checkpoint")
     return path

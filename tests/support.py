@@ -98,3 +98,28 @@ def approved(path: Path, *extra: str) -> str:
     assert backfill("dry-run", plan_id).exit_code == 0
     assert backfill("approve", plan_id, "--approver", "bob").exit_code == 0
     return plan_id
+
+
+def correct_a_fare(path: Path) -> str:
+    """A later bronze batch re-delivers one completed trip in range with a corrected distance."""
+    trip_id = query(
+        path,
+        "select trip_id from marts.fct_trips where trip_date = '2024-01-15' "
+        "and trip_status = 'completed' order by trip_id limit 1",
+    )[0][0]
+    query(
+        path,
+        f"""
+        insert into bronze.trip_events
+        select * replace (
+            '29990101-01' as _batch_id,
+            date '2024-01-16' as _ingested_date,
+            coalesce(distance_miles, 0) + 5 as distance_miles,
+            coalesce(distance_km, 0) + 8 as distance_km
+        )
+        from bronze.trip_events
+        where trip_id = '{trip_id}' and event_type = 'completed'
+        qualify row_number() over (order by _batch_id desc) = 1
+        """,
+    )
+    return str(trip_id)

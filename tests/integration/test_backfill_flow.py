@@ -5,34 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from support import approved, audit_counts, backfill, checksums, planned, query
+from support import approved, audit_counts, backfill, checksums, correct_a_fare, planned, query
 
 START, END = date(2024, 1, 10), date(2024, 1, 20)
-
-
-def correct_a_fare(path: Path) -> str:
-    """A later bronze batch re-delivers one completed trip in range with a corrected distance."""
-    trip_id = query(
-        path,
-        "select trip_id from marts.fct_trips where trip_date = '2024-01-15' "
-        "and trip_status = 'completed' order by trip_id limit 1",
-    )[0][0]
-    query(
-        path,
-        f"""
-        insert into bronze.trip_events
-        select * replace (
-            '29990101-01' as _batch_id,
-            date '2024-01-16' as _ingested_date,
-            coalesce(distance_miles, 0) + 5 as distance_miles,
-            coalesce(distance_km, 0) + 8 as distance_km
-        )
-        from bronze.trip_events
-        where trip_id = '{trip_id}' and event_type = 'completed'
-        qualify row_number() over (order by _batch_id desc) = 1
-        """,
-    )
-    return str(trip_id)
 
 
 def test_full_flow_rewrites_only_its_range_and_records_everything(warehouse: Path) -> None:

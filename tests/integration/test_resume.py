@@ -1,0 +1,83 @@
+"""A backfill killed with SIGKILL mid-run resumes to exactly the state of a clean run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import REPO, approved, backfill, checksums, correct_a_fare, query
+
+
+def run_in_subprocess(plan_id: str, fault: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BACKFILL_FAULT": fault}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            plan_id,
+            "--execute",
+            "--project-dir",
+            str(REPO),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("fault", ["after_backup@2", "inside_publish@2", "after_publish@1"])
+def test_killed_run_resumes_to_the_clean_result(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    reference = tmp_path / "reference.duckdb"
+    correct_a_fare(warehouse)
+    shutil.copyfile(warehouse, reference)
+
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(reference))
+    clean_id = approved(reference, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
+    assert backfill("run", clean_id, "--execute").exit_code == 0
+    expected = checksums(reference)
+
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(warehouse))
+    plan_id = approved(warehouse, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
+    killed = run_in_subprocess(plan_id, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert query(
+        warehouse,
+        "select status from backfill_audit.backfill_log "
+        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
+    ) == [("running",)]
+    published_before = query(
+        warehouse,
+        "select count(*) from backfill_audit.backfill_chunks "
+        f"where backfill_id = '{plan_id}' and state = 'published'",
+    )[0][0]
+    assert published_before == 1
+
+    resumed = backfill("run", plan_id, "--execute", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.json()["chunks_skipped"] == 1
+    assert checksums(warehouse) == expected
+    assert query(
+        warehouse,
+        "select count(*) - count(distinct trip_id) from marts.fct_trips",
+    ) == [(0,)]
+    assert query(
+        warehouse,
+        "select chunk_no, count(*) from backfill_audit.backfill_chunks "
+        f"where backfill_id = '{plan_id}' and state = 'published' group by 1 order by 1",
+    ) == [(1, 1), (2, 1), (3, 1)]
+    assert query(
+        warehouse,
+        "select action from backfill_audit.lock_events "
+        f"where backfill_id = '{plan_id}' order by recorded_at",
+    ) == [("acquired",), ("taken_over",), ("acquired",), ("released",)]

@@ -17,7 +17,7 @@ from orchestrator.policy import BackfillPolicy
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.v[0-9]+)?$")
 PERSON = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # \d admits non-ASCII digits
 PLAN_ID = re.compile(r"^bf_[0-9a-f]{12}$")
 MAX_REASON = 500
 

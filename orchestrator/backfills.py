@@ -12,12 +12,13 @@ from typing import Any
 from orchestrator import plan as planning
 from orchestrator.audit import PlanRecord, utcnow
 from orchestrator.context import Context, git_commit, operator, project_hash, today
+from orchestrator.dbt import Compiled
 from orchestrator.errors import BackfillError, BadInput, LockHeld, ValidationFailed, WorkFailed
 from orchestrator.lock import Locks
 from orchestrator.manifest import Model
 from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
-from orchestrator.wap import ChunkOutcome, run_chunk
+from orchestrator.wap import ChunkOutcome, ChunkWork, run_chunk
 
 # (chunks done, chunks in total, rows written so far); first called once the run has begun.
 ProgressCallback = Callable[[int, int, int], None]
@@ -80,7 +81,7 @@ def create_plan(
     days_per_chunk = policy.chunk_days if chunk_days is None else chunk_days
     models = [model] + (_downstream_partitioned(ctx, model) if downstream else [])
     chunks = [c for m in models for c in planning.split_chunks(m.name, start, end, days_per_chunk)]
-    compiled = _compile(ctx, chunks)
+    compiled = [c.sql for c in _compile(ctx, chunks)]
     dbt_vars = {"backfill_start": start.isoformat(), "backfill_end": end.isoformat()}
     commit, phash = git_commit(ctx.project_dir), project_hash(ctx.project_dir)
     fp = planning.fingerprint(
@@ -176,8 +177,8 @@ def _impact(
     }
 
 
-def _compile(ctx: Context, chunks: list[Chunk]) -> list[str]:
-    return [ctx.dbt.compile(c.model, c.dbt_vars()).sql for c in chunks]
+def _compile(ctx: Context, chunks: list[Chunk]) -> list[Compiled]:
+    return [ctx.dbt.compile(c.model, c.dbt_vars()) for c in chunks]
 
 
 def _chunk_dict(c: Chunk) -> dict[str, Any]:
@@ -201,7 +202,7 @@ def _chunks(plan: PlanRecord) -> list[Chunk]:
     ]
 
 
-def _current_fingerprint(ctx: Context, plan: PlanRecord) -> tuple[str, list[str]]:
+def _current_fingerprint(ctx: Context, plan: PlanRecord) -> tuple[str, list[Compiled]]:
     chunks = _chunks(plan)
     compiled = _compile(ctx, chunks)
     fp = planning.fingerprint(
@@ -209,7 +210,7 @@ def _current_fingerprint(ctx: Context, plan: PlanRecord) -> tuple[str, list[str]
         start=plan.start,
         end=plan.end,
         chunks=chunks,
-        compiled_sql=compiled,
+        compiled_sql=[c.sql for c in compiled],
         project_hash=project_hash(ctx.project_dir),
         git_commit=git_commit(ctx.project_dir),
         dbt_vars=plan.dbt_vars,
@@ -234,7 +235,8 @@ def dry_run(ctx: Context, backfill_id: str) -> DryRunReport:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = ctx.dbt.manifest()
     chunks = []
-    for chunk, sql in zip(_chunks(plan), compiled, strict=True):
+    for chunk, compiled_chunk in zip(_chunks(plan), compiled, strict=True):
+        sql = compiled_chunk.sql
         model = manifest.model(chunk.model)
         path = out_dir / f"{chunk.model}__chunk_{chunk.chunk_no:03d}.sql"
         path.write_text(sql)
@@ -359,12 +361,22 @@ def run(
         total = len(plan.chunks)
         if on_progress is not None:
             on_progress(0, total, 0)
-        for index, (chunk, sql) in enumerate(zip(plan.chunks, compiled, strict=True), start=1):
+        for index, (chunk, compiled_chunk) in enumerate(
+            zip(plan.chunks, compiled, strict=True), start=1
+        ):
             if states.get((chunk["model"], int(chunk["chunk_no"])), {}).get("state") == "published":
                 report.chunks_skipped += 1
                 continue
             model = manifest.model(chunk["model"])
-            outcome = run_chunk(audit, plan.backfill_id, chunk, sql, model.relation, model.policy())
+            work = ChunkWork(
+                plan,
+                chunk,
+                compiled_chunk.sql,
+                model,
+                manifest.inputs(model.name),
+                compiled_chunk.invocation_id,
+            )
+            outcome = run_chunk(audit, work)
             report.chunks_run.append(outcome)
             if on_progress is not None:
                 on_progress(index, total, report.rows_after)

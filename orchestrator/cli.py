@@ -463,6 +463,272 @@ def unlock(
     click.echo(f"cleared the lock on {model} held by backfill {result['backfill_id']}")
 
 
+@cli.command("rollback")
+@click.argument("plan_id")
+@execute
+@click.option("--force", is_flag=True, help="Restore even partitions changed since (recorded).")
+@requested_by
+@common
+def rollback_command(
+    plan_id: str,
+    execute: bool,
+    force: bool,
+    requested_by: str | None,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Restore exactly the partitions a backfill replaced, from its backup, atomically.
+
+    Without --execute it shows what it would restore.
+
+    \b
+    Example:
+        backfill rollback bf_0123456789ab --execute --requested-by alice
+    """
+    from orchestrator.rollback import rollback
+
+    with library(project_dir, target) as ctx:
+        report = rollback(ctx, plan_id, execute=execute, requested_by=requested_by, force=force)
+    if as_json:
+        render.as_json(asdict(report))
+        return
+    render.table(
+        ["model", "partition", "rows now", "rows restored", "changed since"],
+        [
+            [
+                p["model"],
+                p["partition"],
+                p["rows_now"],
+                p["rows_restored"],
+                "yes" if p["changed_since"] else "no",
+            ]
+            for p in report.partitions
+        ],
+    )
+    if report.executed:
+        forced = " (forced over changed partitions)" if report.conflicts else ""
+        click.echo(f"rolled back {plan_id}: {len(report.partitions)} partitions restored{forced}")
+    else:
+        click.echo(f"(dry run: add --execute to restore these {len(report.partitions)} partitions)")
+
+
+@cli.group()
+def versions() -> None:
+    """Dataset versions: one per published backfill, with partition-level deltas.
+
+    \b
+    Example:
+        backfill versions list fct_trips
+    """
+
+
+@versions.command("list")
+@click.argument("model")
+@common
+def versions_list(model: str, project_dir: Path, target: str | None, as_json: bool) -> None:
+    """List the versions of a dataset, oldest first (version 0 is dbt's build).
+
+    \b
+    Example:
+        backfill versions list fct_trips
+    """
+    from orchestrator.plan import check_identifier
+    from orchestrator.versions import list_versions
+
+    with library(project_dir, target) as ctx:
+        check_identifier(model)
+        ctx.dbt.manifest().model(model)
+        rows = list_versions(ctx.audit, model)
+    if as_json:
+        render.as_json(rows)
+        return
+    render.table(
+        [
+            "version",
+            "kind",
+            "backfill",
+            "created (UTC)",
+            "partitions",
+            "first",
+            "last",
+            "row change",
+            "description",
+        ],
+        [
+            [
+                r["version_no"],
+                r["kind"],
+                r["created_by_backfill"],
+                r["created_at"],
+                r["partitions"],
+                r["first_partition"],
+                r["last_partition"],
+                r["row_change"],
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@versions.command("export")
+@click.argument("model")
+@click.option("--version", "version_no", type=int, required=True, help="Version number.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), required=True, help="A new .parquet file."
+)
+@common
+def versions_export(
+    model: str,
+    version_no: int,
+    output: Path,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Write the dataset as it was at a version to a Parquet file.
+
+    \b
+    Example:
+        backfill versions export fct_trips --version 3 --output trips_v3.parquet
+    """
+    from orchestrator.versions import export_version
+
+    with library(project_dir, target) as ctx:
+        result = export_version(ctx, model, version_no, output)
+    if as_json:
+        render.as_json(result)
+        return
+    click.echo(f"wrote {result['rows']:,} rows of {model} version {version_no} to {output}")
+
+
+@versions.command("snapshot")
+@click.argument("model")
+@click.option("--tag", required=True, help="Name of the snapshot (letters, digits, _).")
+@click.option("--model-run-id", default=None, help="The ML run that trains on it.")
+@requested_by
+@common
+def versions_snapshot(
+    model: str,
+    tag: str,
+    model_run_id: str | None,
+    requested_by: str | None,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Take an immutable full snapshot of a dataset that later backfills never touch.
+
+    \b
+    Example:
+        backfill versions snapshot fct_trips --tag train_2024q1 --model-run-id run-42
+    """
+    from orchestrator.versions import take_snapshot
+
+    with library(project_dir, target) as ctx:
+        result = take_snapshot(ctx, model, tag, model_run_id, requested_by)
+    if as_json:
+        render.as_json(result)
+        return
+    click.echo(
+        f"snapshot {result['relation']}: {result['rows']:,} rows at version "
+        f"{result['version']} (checksum {result['checksum']})"
+    )
+
+
+@cli.command("lineage")
+@click.argument("model")
+@click.option("--partition", default=None, help="Only what produced this day (YYYY-MM-DD).")
+@common
+def lineage_command(
+    model: str, partition: str | None, project_dir: Path, target: str | None, as_json: bool
+) -> None:
+    """Which backfill, code and inputs produced a model's partitions.
+
+    \b
+    Example:
+        backfill lineage fct_trips --partition 2024-02-03
+    """
+    from orchestrator.lineage import lineage_of
+    from orchestrator.plan import check_identifier, parse_date
+
+    with library(project_dir, target) as ctx:
+        check_identifier(model)
+        day = parse_date(partition, "partition") if partition is not None else None
+        relation = ctx.dbt.manifest().model(model).relation
+        rows = lineage_of(ctx.audit, relation, day)
+    if as_json:
+        render.as_json(rows)
+        return
+    if not rows:
+        click.echo(
+            f"no backfill has written {relation}"
+            + (f" partition {partition}" if partition else "")
+            + "; it is as dbt built it"
+        )
+        return
+    render.table(
+        [
+            "backfill",
+            "status",
+            "range",
+            "git commit",
+            "sql hash",
+            "dbt invocation",
+            "produced (UTC)",
+            "inputs",
+        ],
+        [
+            [
+                r["backfill_id"],
+                r["backfill_status"],
+                f"{r['partition_start']}..{r['partition_end']}",
+                r["git_commit"][:12],
+                r["config_hash"],
+                r["dbt_invocation_id"][:8],
+                r["produced_at"],
+                ", ".join(i["relation"] for i in r["input_relations"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@cli.command()
+@click.option("--keep-days", type=int, required=True, help="Keep what was active this recently.")
+@execute
+@requested_by
+@common
+def maintain(
+    keep_days: int,
+    execute: bool,
+    requested_by: str | None,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Expire old backups and staging tables that no kept version needs.
+
+    Without --execute it lists what it would remove.
+
+    \b
+    Example:
+        backfill maintain --keep-days 30 --execute
+    """
+    from orchestrator.maintain import maintain as expire
+
+    with library(project_dir, target) as ctx:
+        expired = expire(ctx, keep_days, execute=execute, requested_by=requested_by)
+    if as_json:
+        render.as_json([asdict(e) for e in expired])
+        return
+    verb = "removed" if execute else "would remove"
+    for item in expired:
+        click.echo(f"{verb} {item.relation}: {item.reason}")
+    click.echo(f"{verb} {len(expired)} relation(s)" + ("" if execute else "; add --execute"))
+
+
 @cli.command()
 @common
 def demo(project_dir: Path, target: str | None, as_json: bool) -> None:

@@ -149,12 +149,11 @@ class Dbt:
 
 
 def _invocation_id(result: Any) -> str:
-    try:
-        return str(result.result.args.get("invocation_id") or "")
-    except AttributeError:
-        from dbt_common.invocation import get_invocation_id
+    """The invocation id dbt stamped on this command's artifacts."""
+    del result  # dbt keeps the id of the latest invocation process-wide
+    from dbt_common.invocation import get_invocation_id
 
-        return str(get_invocation_id())
+    return str(get_invocation_id())
 
 
 def _first_error(result: Any) -> str:

@@ -83,6 +83,25 @@ class Manifest:
         ).static_order()
         return [self._model(uid) for uid in order]
 
+    def inputs(self, name: str) -> list[dict[str, str | None]]:
+        """Relations a model reads (ephemeral parents expanded), each with the field a
+        backfill range filters it by, when it declares one (`meta.partition_field`)."""
+        found: dict[str, str | None] = {}
+        stack = list(self.model(name).parents)
+        while stack:
+            uid = stack.pop()
+            node = self.raw["sources"].get(uid) or self.nodes.get(uid)
+            if node is None:
+                continue
+            if node.get("config", {}).get("materialized") == "ephemeral":
+                stack.extend(node["depends_on"]["nodes"])
+                continue
+            meta = node.get("config", {}).get("meta") or node.get("meta") or {}
+            backfill = meta.get("backfill")
+            policy_field = backfill.get("partition_field") if isinstance(backfill, dict) else None
+            found[self.relation_of(uid)] = meta.get("partition_field") or policy_field
+        return [{"relation": r, "partition_field": f} for r, f in sorted(found.items())]
+
     def exposures_reading(self, names: list[str]) -> list[str]:
         """Exposures (dashboards, ML jobs) that depend on any of these models."""
         uids = {self.model(n).unique_id for n in names}

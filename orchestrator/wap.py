@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from orchestrator.audit import AuditStore
+from orchestrator.audit import AuditStore, PlanRecord
 from orchestrator.errors import ValidationFailed
 from orchestrator.faults import fault_point
-from orchestrator.policy import BackfillPolicy
+from orchestrator.lineage import record_lineage
+from orchestrator.manifest import Model
 from orchestrator.validate import validate_chunk
+from orchestrator.versions import record_deltas, version_for
 from orchestrator.warehouse.base import PartitionStats
 
 STAGING_SCHEMA = "backfill_staging"
@@ -41,15 +43,22 @@ def backup_relation(model: str, backfill_id: str) -> str:
     return f"{BACKUP_SCHEMA}.{_safe(model)}__{backfill_id}"
 
 
-def run_chunk(
-    audit: AuditStore,
-    backfill_id: str,
-    chunk: dict[str, Any],
-    sql: str,
-    relation: str,
-    policy: BackfillPolicy,
-) -> ChunkOutcome:
+@dataclass(frozen=True)
+class ChunkWork:
+    """What one chunk needs: its plan, range, compiled SQL, model and the model's inputs."""
+
+    plan: PlanRecord
+    chunk: dict[str, Any]
+    sql: str
+    model: Model
+    inputs: list[dict[str, str | None]]
+    invocation_id: str
+
+
+def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     wh = audit.wh
+    chunk, backfill_id = work.chunk, work.plan.backfill_id
+    relation, policy, sql = work.model.relation, work.model.policy(), work.sql
     model, chunk_no = chunk["model"], int(chunk["chunk_no"])
     start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
     pf = policy.partition_field
@@ -112,11 +121,24 @@ def run_chunk(
         )
     fault_point("after_validate")
 
-    with wh.transaction():  # the swap and its record commit together
+    with wh.transaction():  # the swap and all its records commit together
         wh.copy_range(staging, relation, pf, start, end)
         after = wh.partition_stats(relation, pf, start, end)
         rows_after, checksum_after = _summary(after)
         audit.record_partitions(backfill_id, model, chunk_no, "after", _rows(after))
+        version = version_for(
+            audit,
+            model,
+            backfill_id,
+            "backfill",
+            work.plan.fingerprint,
+            work.plan.reason or f"backfill {backfill_id}",
+        )
+        record_deltas(audit, version, model, start, end, before, after, backup)
+        record_lineage(audit, work.plan, relation, start, end, work.inputs, sql, work.invocation_id)
+        wh.tag_relation(
+            relation, {"backfill_id": backfill_id, "git_commit": work.plan.git_commit[:12]}
+        )
         audit.record_chunk(
             backfill_id,
             chunk,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 Params = Mapping[str, Any]
@@ -52,6 +52,10 @@ class Warehouse(Protocol):
         self, relation: str, partition_field: str, start: date, end: date
     ) -> dict[date, PartitionStats]: ...
 
+    def table_checksum(self, relation: str) -> tuple[int, str]:
+        """Row count and order-independent checksum of a whole table."""
+        ...
+
     def estimate_rows_read(self, sql: str) -> int | None: ...
 
     def create_table_as(self, relation: str, sql: str) -> None: ...
@@ -67,6 +71,18 @@ class Warehouse(Protocol):
         ...
 
     def drop_relation(self, relation: str) -> None: ...
+
+    def tag_relation(self, relation: str, labels: Mapping[str, str]) -> None:
+        """Mark a table with the backfill that last wrote it (comment or labels)."""
+        ...
+
+    def export_parquet(self, sql: str, path: str) -> int:
+        """Write the rows of `sql` to a local Parquet file; return the row count."""
+        ...
+
+    def list_relations(self, schema: str) -> list[tuple[str, datetime | None]]:
+        """Tables in a schema with their creation time where the warehouse knows it."""
+        ...
 
     def close(self) -> None: ...
 

@@ -8,14 +8,14 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from orchestrator.errors import WorkFailed
-from orchestrator.warehouse.base import Params, PartitionStats
+from orchestrator.warehouse.base import Params, PartitionStats, quote_literal
 
 __all__ = ["DuckDBWarehouse", "PartitionStats", "connect", "default_path", "partition_stats"]
 
@@ -186,6 +186,12 @@ class DuckDBWarehouse:
     ) -> dict[date, PartitionStats]:
         return partition_stats(self.con, relation, partition_field, start, end)
 
+    def table_checksum(self, relation: str) -> tuple[int, str]:
+        row = self.con.execute(
+            f"select count(*), coalesce(sum(hash(t)::hugeint), 0)::varchar from {relation} as t"
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, "0")
+
     def estimate_rows_read(self, sql: str) -> int | None:
         """Sum of the optimizer's estimated cardinalities of every table scan in the plan."""
         plan = self.con.execute(f"explain (format json) {sql}").fetchall()
@@ -214,6 +220,25 @@ class DuckDBWarehouse:
             params,
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def tag_relation(self, relation: str, labels: Mapping[str, str]) -> None:
+        text = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        self.con.execute(f"comment on table {relation} is {quote_literal(text)}")
+
+    def export_parquet(self, sql: str, path: str) -> int:
+        self.con.execute(f"copy ({sql}) to {quote_literal(path)} (format parquet)")
+        row = self.con.execute(
+            f"select count(*) from read_parquet({quote_literal(path)})"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def list_relations(self, schema: str) -> list[tuple[str, datetime | None]]:
+        # DuckDB keeps no creation time; callers fall back to the audit store's times.
+        rows = self.query(
+            "select table_name from information_schema.tables where table_schema = $s",
+            {"s": schema},
+        )
+        return [(f"{schema}.{r[0]}", None) for r in rows]
 
     def drop_relation(self, relation: str) -> None:
         self.con.execute(f"drop table if exists {relation}")

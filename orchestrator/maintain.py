@@ -1,0 +1,110 @@
+"""`backfill maintain`: expire old backups and staging relations, never one still needed.
+
+A backup is kept while the backfill that owns it was active within the window, or while a
+dataset version inside the window points at it (exporting or rolling back that version
+needs it). Staging tables are kept for inspection inside the window, except those whose
+chunk was published (then they are leftovers of a crash after publish). Snapshots are
+never expired. Every removal is recorded in `maintenance_log`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orchestrator.audit import utcnow
+from orchestrator.context import Context, operator
+from orchestrator.errors import BadInput
+from orchestrator.wap import BACKUP_SCHEMA, STAGING_SCHEMA
+
+
+@dataclass(frozen=True)
+class Expiry:
+    relation: str
+    reason: str
+
+
+def maintain(
+    ctx: Context, keep_days: int, *, execute: bool = False, requested_by: str | None = None
+) -> list[Expiry]:
+    if keep_days < 0:
+        raise BadInput(f"keep days must be 0 or more, not {keep_days}")
+    who = operator(requested_by)
+    audit, wh = ctx.audit, ctx.warehouse
+    if not audit.exists():
+        return []
+    cutoff = utcnow() - timedelta(days=keep_days)
+    last_activity = {
+        str(r[0]): r[1]
+        for r in wh.query(
+            f"select backfill_id, max(recorded_at) from {audit.t('backfill_log')} group by 1"
+        )
+    }
+    needed_by_version = {
+        str(r[0])
+        for r in wh.query(
+            f"select distinct d.backup_relation from {audit.t('dataset_deltas')} d "
+            f"join {audit.t('dataset_versions')} v using (version_id) where v.created_at >= $c",
+            {"c": cutoff},
+        )
+    }
+    published = {
+        (str(r[0]), str(r[1]), int(r[2]))
+        for r in wh.query(
+            f"select backfill_id, model, chunk_no from {audit.t('backfill_chunks')} "
+            "where state = 'published'"
+        )
+    }
+    expired: list[Expiry] = []
+    for relation, _ in sorted(wh.list_relations(BACKUP_SCHEMA)):
+        backfill_id = _owner(relation)
+        if relation in needed_by_version:
+            continue
+        if _recent(last_activity.get(backfill_id), cutoff):
+            continue
+        expired.append(
+            Expiry(relation, f"backup of {backfill_id}, inactive since before {cutoff:%Y-%m-%d}")
+        )
+    for relation, _ in sorted(wh.list_relations(STAGING_SCHEMA)):
+        backfill_id = _owner(relation)
+        chunk = relation.rsplit("__c", 1)[-1]
+        chunk_no = int(chunk) if chunk.isdigit() else -1
+        if any(b == backfill_id and c == chunk_no for b, _, c in published):
+            expired.append(Expiry(relation, f"staging of a published chunk of {backfill_id}"))
+        elif not _recent(last_activity.get(backfill_id), cutoff):
+            expired.append(
+                Expiry(
+                    relation, f"staging of {backfill_id}, inactive since before {cutoff:%Y-%m-%d}"
+                )
+            )
+    if execute:
+        for item in expired:
+            with wh.transaction():
+                wh.drop_relation(item.relation)
+                wh.insert_rows(
+                    audit.t("maintenance_log"),
+                    [
+                        {
+                            "relation": item.relation,
+                            "action": "dropped",
+                            "reason": item.reason,
+                            "actor": who,
+                            "recorded_at": utcnow(),
+                        }
+                    ],
+                )
+    return expired
+
+
+def _owner(relation: str) -> str:
+    """The backfill id inside a backup/staging name (`model__bf_x`, `model__rb_bf_x__c001`)."""
+    for part in relation.split(".", 1)[1].split("__"):
+        if part.startswith("bf_"):
+            return part
+        if part.startswith("rb_bf_"):
+            return part[3:]
+    return ""
+
+
+def _recent(when: datetime | None, cutoff: datetime) -> bool:
+    return when is not None and when >= cutoff

@@ -1,0 +1,214 @@
+"""Rollback: restore exactly the partitions a backfill replaced, from its backup, atomically.
+
+Refused when any of those partitions changed after the backfill published them (a later
+backfill or a dbt run), unless forced; a forced rollback is recorded as such. The
+partitions being replaced are themselves backed up first, so a rollback is a dataset
+version like any other and can be exported or undone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from orchestrator.audit import PlanRecord, utcnow
+from orchestrator.backfills import load_plan
+from orchestrator.context import Context, operator
+from orchestrator.errors import BadInput, WorkFailed
+from orchestrator.lock import Locks
+from orchestrator.versions import record_deltas, version_for
+from orchestrator.wap import backup_relation
+from orchestrator.warehouse.base import PartitionStats
+
+ROLLBACK_OK_FROM = {"succeeded", "failed", "failed_validation"}
+
+
+@dataclass
+class RollbackReport:
+    backfill_id: str
+    executed: bool
+    forced: bool
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def rollback(
+    ctx: Context,
+    backfill_id: str,
+    *,
+    execute: bool = False,
+    requested_by: str | None = None,
+    force: bool = False,
+) -> RollbackReport:
+    plan = load_plan(ctx, backfill_id)
+    who = operator(requested_by)
+    audit = ctx.audit
+    current = audit.current(plan.backfill_id) or {}
+    status = current.get("status", "planned")
+    if status == "rolled_back":
+        raise BadInput(f"backfill {plan.backfill_id} is already rolled back")
+    if status not in ROLLBACK_OK_FROM:
+        raise BadInput(
+            f"backfill {plan.backfill_id} is {status}; only a run backfill can be rolled back"
+        )
+    published = [
+        s for s in audit.chunk_states(plan.backfill_id).values() if s["state"] == "published"
+    ]
+    if not published:
+        raise BadInput(
+            f"backfill {plan.backfill_id} published nothing; there is nothing to roll back"
+        )
+
+    manifest = ctx.dbt.manifest()
+    before = audit.partitions(plan.backfill_id, "before")
+    after = audit.partitions(plan.backfill_id, "after")
+    report = RollbackReport(plan.backfill_id, execute, force)
+    for chunk in sorted(published, key=lambda c: (c["model"], c["chunk_no"])):
+        model = manifest.model(chunk["model"])
+        pf = model.policy().partition_field
+        now = ctx.warehouse.partition_stats(
+            model.relation, pf, chunk["start_date"], chunk["end_date"]
+        )
+        for day in _days(chunk["start_date"], chunk["end_date"]):
+            published_state = after.get((model.name, day), (0, "0"))
+            now_state = (now[day].rows, now[day].checksum) if day in now else (0, "0")
+            restored = before.get((model.name, day), (0, "0"))
+            if now_state != published_state:
+                report.conflicts.append(f"{model.name} {day}")
+            report.partitions.append(
+                {
+                    "model": model.name,
+                    "partition": day,
+                    "rows_now": now_state[0],
+                    "rows_restored": restored[0],
+                    "changed_since": now_state != published_state,
+                }
+            )
+    if report.conflicts and not force:
+        later = _later_backfills(ctx, plan)
+        by = f" (by {', '.join(later)})" if later else " (outside the orchestrator, e.g. dbt run)"
+        raise BadInput(
+            f"cannot roll back {plan.backfill_id}: {len(report.conflicts)} partition(s) changed "
+            f"since it published them{by}, first {report.conflicts[0]}; "
+            "pass --force to restore them anyway"
+        )
+    for name in {c["model"] for c in published}:
+        backup = backup_relation(name, plan.backfill_id)
+        if not ctx.warehouse.relation_exists(backup):
+            raise BadInput(f"cannot roll back {plan.backfill_id}: its backup {backup} was expired")
+    if not execute:
+        return report
+    _restore(ctx, plan, published, before, who, report)
+    return report
+
+
+def _restore(
+    ctx: Context,
+    plan: PlanRecord,
+    published: list[dict[str, Any]],
+    before: dict[tuple[str, date], tuple[int, str]],
+    who: str,
+    report: RollbackReport,
+) -> None:
+    audit, wh = ctx.audit, ctx.warehouse
+    manifest = ctx.dbt.manifest()
+    locks = Locks(audit)
+    models = sorted({c["model"] for c in published})
+    for name in models:
+        locks.acquire(name, plan.backfill_id, who)
+    try:
+        with wh.transaction():  # every partition of every chunk, or none
+            for chunk in published:
+                model = manifest.model(chunk["model"])
+                pf = model.policy().partition_field
+                start, end = chunk["start_date"], chunk["end_date"]
+                undo_backup = backup_relation(model.name, f"rb_{plan.backfill_id}")
+                replaced = wh.partition_stats(model.relation, pf, start, end)
+                wh.copy_range(model.relation, undo_backup, pf, start, end)
+                wh.copy_range(
+                    backup_relation(model.name, plan.backfill_id), model.relation, pf, start, end
+                )
+                restored = wh.partition_stats(model.relation, pf, start, end)
+                expected = {
+                    d: v for (m, d), v in before.items() if m == model.name and start <= d <= end
+                }
+                if {d: (s.rows, s.checksum) for d, s in restored.items()} != expected:
+                    raise WorkFailed(
+                        f"rollback of {plan.backfill_id} restored {model.name} {start}..{end} "
+                        "with checksums that differ from those recorded before the backfill; "
+                        "nothing was changed"
+                    )
+                audit.record_partitions(
+                    plan.backfill_id,
+                    model.name,
+                    int(chunk["chunk_no"]),
+                    "rolled_back",
+                    [(d, s.rows, s.checksum) for d, s in restored.items()],
+                )
+                chunk_ref = {
+                    "model": model.name,
+                    "chunk_no": chunk["chunk_no"],
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                }
+                audit.record_chunk(
+                    plan.backfill_id,
+                    chunk_ref,
+                    "rolled_back",
+                    rows_before=_total(replaced),
+                    rows_after=_total(restored),
+                )
+                version = version_for(
+                    audit,
+                    model.name,
+                    plan.backfill_id,
+                    "rollback",
+                    plan.fingerprint,
+                    f"rollback of {plan.backfill_id}",
+                )
+                record_deltas(
+                    audit, version, model.name, start, end, replaced, restored, undo_backup
+                )
+                wh.tag_relation(
+                    model.relation, {"backfill_id": plan.backfill_id, "rolled_back": "true"}
+                )
+            audit.wh.insert_rows(
+                audit.t("rollbacks"),
+                [
+                    {
+                        "backfill_id": plan.backfill_id,
+                        "model": plan.model,
+                        "requested_by": who,
+                        "forced": bool(report.conflicts),
+                        "conflicts": json.dumps(report.conflicts),
+                        "backup_relation": backup_relation(plan.model, plan.backfill_id),
+                        "rolled_back_at": utcnow(),
+                    }
+                ],
+            )
+            audit.log(plan, "rolled_back", dry_run=False)
+    finally:
+        for name in models:
+            locks.release(name, plan.backfill_id, who)
+
+
+def _later_backfills(ctx: Context, plan: PlanRecord) -> list[str]:
+    rows = ctx.warehouse.query(
+        f"select distinct backfill_id from {ctx.audit.t('partition_checksums')} "
+        "where model = $m and phase = 'after' and backfill_id <> $id "
+        "and partition_date between $s and $e and recorded_at > ("
+        f"select max(recorded_at) from {ctx.audit.t('partition_checksums')} "
+        "where backfill_id = $id and phase = 'after') order by 1",
+        {"m": plan.model, "id": plan.backfill_id, "s": plan.start, "e": plan.end},
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _total(stats: dict[date, PartitionStats]) -> int:
+    return sum(s.rows for s in stats.values())

@@ -16,6 +16,7 @@ from orchestrator.dbt import Compiled
 from orchestrator.errors import BackfillError, BadInput, LockHeld, ValidationFailed, WorkFailed
 from orchestrator.lock import Locks
 from orchestrator.manifest import Model
+from orchestrator.openlineage import LineageEmitter, target_from_env
 from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
 from orchestrator.wap import ChunkOutcome, ChunkWork, run_chunk
@@ -346,6 +347,18 @@ def run(
         audit.log(plan, "failed", error=str(exc), dry_run=False)
         raise
     report = RunReport(plan.backfill_id, "running")
+    emitter, run_id = _lineage_emitter(ctx), str(uuid.uuid4())
+    relations = _relations(ctx, plan)
+    emitter.start(
+        run_id=run_id,
+        job_name=f"backfill.{plan.model}",
+        backfill_id=plan.backfill_id,
+        start=plan.start,
+        end=plan.end,
+        inputs=relations["inputs"],
+        outputs=relations["outputs"],
+        sql=compiled[0].sql if compiled else None,
+    )
     try:
         current = audit.current(plan.backfill_id) or {}
         audit.log(
@@ -400,21 +413,66 @@ def run(
         )
         audit.log(plan, "succeeded", rows_affected=rows, dry_run=False)
         report.status = "succeeded"
-    except ValidationFailed as exc:
-        audit.log(plan, "failed_validation", error=str(exc), dry_run=False)
-        raise
-    except BackfillError as exc:
-        audit.log(plan, "failed", error=str(exc), dry_run=False)
-        raise
+        emitter.complete(
+            run_id=run_id,
+            job_name=f"backfill.{plan.model}",
+            backfill_id=plan.backfill_id,
+            start=plan.start,
+            end=plan.end,
+            inputs=relations["inputs"],
+            outputs=_rows_by_relation(ctx, published),
+        )
     except Exception as exc:
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())
-        audit.log(plan, "failed", error=message, dry_run=False)
+        status, message = "failed", str(exc)
+        if isinstance(exc, ValidationFailed):
+            status = "failed_validation"
+        elif not isinstance(exc, BackfillError):
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        audit.log(plan, status, error=message, dry_run=False)
+        emitter.fail(
+            run_id=run_id,
+            job_name=f"backfill.{plan.model}",
+            backfill_id=plan.backfill_id,
+            start=plan.start,
+            end=plan.end,
+            error=message,
+        )
+        if isinstance(exc, BackfillError):
+            raise
         raise WorkFailed(f"backfill {plan.backfill_id} failed: {message}") from exc
     finally:
         for name in models:
             locks.release(name, plan.backfill_id, who)
+        emitter.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _lineage_emitter(ctx: Context) -> LineageEmitter:
+    """OpenLineage events go to target/openlineage/ unless OPENLINEAGE_URL names an endpoint."""
+    return LineageEmitter(
+        target_from_env(ctx.project_dir), dataset_namespace=ctx.warehouse.namespace
+    )
+
+
+def _relations(ctx: Context, plan: PlanRecord) -> dict[str, list[str]]:
+    manifest = ctx.dbt.manifest()
+    names = list(dict.fromkeys(c["model"] for c in plan.chunks))
+    outputs = [manifest.model(n).relation for n in names]
+    inputs = sorted({str(i["relation"]) for n in names for i in manifest.inputs(n)} - set(outputs))
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _rows_by_relation(
+    ctx: Context, states: dict[tuple[str, int], dict[str, Any]]
+) -> dict[str, int]:
+    manifest = ctx.dbt.manifest()
+    out: dict[str, int] = {}
+    for (model, _), state in states.items():
+        if state["state"] == "published":
+            relation = manifest.model(model).relation
+            out[relation] = out.get(relation, 0) + int(state["rows_after"] or 0)
+    return out
 
 
 # -- status, history, unlock ----------------------------------------------------------------

@@ -6,6 +6,7 @@ compiles a model in ~0.1-0.3 s, so a plan compiles every chunk in one process.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -39,7 +40,6 @@ class Dbt:
             os.environ.get("BACKFILL_DBT_TARGET_PATH", self.project_dir / "target" / "orchestrator")
         )
         self.log_path = self.target_path / "logs"
-        self._runner: Any = None
         self._manifest: Manifest | None = None
 
     @property
@@ -74,9 +74,10 @@ class Dbt:
         """Run one dbt command; raise WorkFailed naming the command and the log file."""
         from dbt.cli.main import dbtRunner  # dbt's import costs ~2 s: only when dbt is needed
 
-        if self._runner is None:
-            self._runner = dbtRunner(manifest=self._manifest_object())
-        result = self._runner.invoke(self._args(command))
+        # A fresh copy per command: dbt marks ephemeral CTEs as injected in the manifest it
+        # is given, and a reused manifest compiles the next model without them.
+        runner = dbtRunner(manifest=copy.deepcopy(self._manifest_object()))
+        result = runner.invoke(self._args(command))
         if not result.success:
             raise WorkFailed(
                 f"dbt {' '.join(command[:1])} failed: {_first_error(result)} "
@@ -118,11 +119,8 @@ class Dbt:
     def manifest(self) -> Manifest:
         """The project's manifest.json, parsed once per process."""
         if self._manifest is None:
-            if self._runner is None:
-                from dbt.cli.main import dbtRunner
-
-                self._runner = dbtRunner(manifest=self._manifest_object())
-            self._manifest = Manifest(self._runner.manifest.writable_manifest().to_dict())
+            parsed = self._manifest_object()
+            self._manifest = Manifest(parsed.writable_manifest().to_dict())
         return self._manifest
 
     def compile(self, model: str, dbt_vars: dict[str, Any]) -> Compiled:

@@ -10,6 +10,7 @@ taken from production, which an unpublished chunk never changed.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -33,6 +34,7 @@ class ChunkOutcome:
     chunk_no: int
     rows_before: int
     rows_after: int
+    seconds: dict[str, float]  # per step: measure, backup, stage, validate, publish, cleanup
 
 
 def staging_relation(model: str, backfill_id: str, chunk_no: int) -> str:
@@ -60,6 +62,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     chunk, backfill_id = work.chunk, work.plan.backfill_id
     relation, policy, sql = work.model.relation, work.model.policy(), work.sql
     model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    clock = _Clock()
     start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
     pf = policy.partition_field
     staging = staging_relation(model, backfill_id, chunk_no)
@@ -73,6 +76,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
         backfill_id, chunk, "started", rows_before=rows_before, checksum_before=checksum_before
     )
     fault_point("after_started")
+    clock.lap("measure")
 
     with wh.transaction():  # the backup and its record land together
         wh.copy_range(relation, backup, pf, start, end)
@@ -85,6 +89,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
             checksum_before=checksum_before,
         )
     fault_point("after_backup")
+    clock.lap("backup")
 
     wh.create_table_as(staging, sql)
     staged_rows = int(wh.query(f"select count(*) from {staging}")[0][0])
@@ -97,6 +102,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
         checksum_before=checksum_before,
     )
     fault_point("after_stage")
+    clock.lap("stage")
 
     results = validate_chunk(wh, staging, relation, policy, start, end)
     failures = [r for r in results if not r.passed]
@@ -120,6 +126,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
             [f.as_dict() for f in failures],
         )
     fault_point("after_validate")
+    clock.lap("validate")
 
     with wh.transaction():  # the swap and all its records commit together
         wh.copy_range(staging, relation, pf, start, end)
@@ -150,8 +157,23 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
         )
         fault_point("inside_publish")
     fault_point("after_publish")
+    clock.lap("publish")
     wh.drop_relation(staging)
-    return ChunkOutcome(model, chunk_no, rows_before, rows_after)
+    clock.lap("cleanup")
+    return ChunkOutcome(model, chunk_no, rows_before, rows_after, clock.laps)
+
+
+class _Clock:
+    """Seconds spent in each step, for the benchmark's per-step report."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = self.laps.get(step, 0.0) + now - self._last
+        self._last = now
 
 
 def _rows(stats: dict[date, PartitionStats]) -> list[tuple[date, int, str]]:

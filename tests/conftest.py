@@ -64,6 +64,7 @@ def warehouse(
     shutil.copyfile(warehouse_template, path)
     monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(path))
     monkeypatch.setenv("BACKFILL_TODAY", "2026-11-22")
+    monkeypatch.setenv("OPENLINEAGE_DIR", str(tmp_path / "openlineage"))
     monkeypatch.delenv("BACKFILL_OPERATOR", raising=False)
     monkeypatch.delenv("BACKFILL_FAULT", raising=False)
     yield path

@@ -100,22 +100,28 @@ def approved(path: Path, *extra: str) -> str:
     return plan_id
 
 
-def correct_a_fare(path: Path) -> str:
-    """A later bronze batch re-delivers one completed trip in range with a corrected distance."""
+def correct_a_fare(path: Path, day: str = "2024-01-15") -> str:
+    """A later bronze batch re-delivers one completed trip of `day` with 5 more miles.
+
+    Each call is a new batch (later batches win in staging), so corrections stack.
+    """
     trip_id = query(
         path,
-        "select trip_id from marts.fct_trips where trip_date = '2024-01-15' "
+        f"select trip_id from marts.fct_trips where trip_date = '{day}' "
         "and trip_status = 'completed' order by trip_id limit 1",
+    )[0][0]
+    batches = query(
+        path, "select count(distinct _batch_id) from bronze.trip_events where _batch_id >= '2999'"
     )[0][0]
     query(
         path,
         f"""
         insert into bronze.trip_events
         select * replace (
-            '29990101-01' as _batch_id,
-            date '2024-01-16' as _ingested_date,
-            coalesce(distance_miles, 0) + 5 as distance_miles,
-            coalesce(distance_km, 0) + 8 as distance_km
+            '2999{batches + 1:04d}-01' as _batch_id,
+            date '{day}' + 1 as _ingested_date,
+            distance_miles + 5 as distance_miles,
+            distance_km + 8.04672 as distance_km
         )
         from bronze.trip_events
         where trip_id = '{trip_id}' and event_type = 'completed'

@@ -28,6 +28,7 @@ class Warehouse(Protocol):
     """One warehouse (DuckDB file or BigQuery project) as seen by the orchestrator."""
 
     name: str
+    namespace: str  # the OpenLineage dataset namespace, e.g. duckdb://rideshare.duckdb
 
     def execute(self, sql: str, params: Params | None = None) -> None: ...
 

@@ -110,6 +110,7 @@ class DuckDBWarehouse:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
+        self.namespace = f"duckdb://{self.path.name}"
         self._con: duckdb.DuckDBPyConnection | None = None
         self._in_transaction = False
 

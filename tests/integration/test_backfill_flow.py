@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -89,6 +90,15 @@ def test_full_flow_rewrites_only_its_range_and_records_everything(warehouse: Pat
     steps = ["started", "backed_up", "staged", "validated", "published"]
     assert [s[1] for s in states] == [steps] * 3
     assert query(warehouse, "select count(*) from backfill_audit.locks") == [(0,)]
+    events = [
+        json.loads(f.read_text()) for f in sorted((warehouse.parent / "openlineage").glob("*.json"))
+    ]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert events[1]["run"]["facets"]["nominalTime"]["nominalStartTime"] == "2024-01-10T00:00:00Z"
+    assert events[1]["outputs"][0]["name"] == "marts.fct_trips"
+    assert events[1]["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == sum(
+        rows for d, (rows, _) in after.items() if START <= d <= END
+    )
     history = backfill("history", "--model", "fct_trips", "--json").json()
     assert history[0]["backfill_id"] == plan_id
     assert history[0]["approved_by"] == "bob"

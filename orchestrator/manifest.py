@@ -102,6 +102,13 @@ class Manifest:
             found[self.relation_of(uid)] = meta.get("partition_field") or policy_field
         return [{"relation": r, "partition_field": f} for r, f in sorted(found.items())]
 
+    def reads_ephemeral(self, name: str) -> bool:
+        """Whether compiling the model inlines an ephemeral model (only parents can be)."""
+        return any(
+            self.nodes.get(uid, {}).get("config", {}).get("materialized") == "ephemeral"
+            for uid in self.model(name).parents
+        )
+
     def exposures_reading(self, names: list[str]) -> list[str]:
         """Exposures (dashboards, ML jobs) that depend on any of these models."""
         uids = {self.model(n).unique_id for n in names}

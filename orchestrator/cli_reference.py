@@ -92,7 +92,8 @@ def replace_block(text: str, rendered: str) -> str:
     return f"{text[: span[0]]}\n{body}\n{text[span[1] :]}"
 
 
-def _load_cli() -> click.Group:
+def load_cli() -> click.Group:
+    """The `backfill` group, `orchestrator.cli:cli` (imported late: it imports the library)."""
     from orchestrator.cli import cli
 
     if not isinstance(cli, click.Group):
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("readme", nargs="?", default="README.md", type=Path)
     args = parser.parse_args(argv)
 
-    rendered = render(_load_cli())
+    rendered = render(load_cli())
     if not (args.write or args.check):
         sys.stdout.write(rendered + "\n")
         return 0

@@ -1,0 +1,1 @@
+"""Quality gates: the linters' configuration and the project's own conventions, tested."""

@@ -1,11 +1,12 @@
 """Generate deterministic synthetic bronze data (trip events, drivers, riders) inside DuckDB.
 
-Everything is computed by SQL in DuckDB from hash-based pseudo-random numbers
-(`hash(seed, key..., salt)` mapped to [0, 1)), never `random()` and never a Python loop
-over rows, so the same arguments always produce the same rows and 10 million trips take
-seconds. The random numbers of a trip depend only on the seed, the trip's calendar day and
-its number within the day, so generating a range in one call or in several appends gives
-the same trips (the rider and driver pools aside, which grow between calls).
+Everything is computed by SQL inside DuckDB from hash-based pseudo-random numbers (a
+hash of the seed, a salt and an integer key such as the trip's day and number, mapped to
+[0, 1)): never `random()` and never a Python loop over rows, so the same arguments
+always produce the same rows. The draws of a trip depend only on the seed, the trip's
+calendar day and its number within the day, so generating a range in one call or in
+several appends gives the same trips (the rider and driver pools aside, which can grow
+between calls). `bench/generate_bench.py` times 10 million trips.
 
 Bronze is immutable: this module creates the tables when missing and otherwise only
 appends. The layout follows `docs/conventions.md`.
@@ -18,6 +19,7 @@ Schema versions: trip events whose `event_at` falls on or after `SCHEMA_V2_FROM`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -44,15 +46,19 @@ P_DRIVER_CHANGE = 0.02  # of drivers per day: a change record
 NEW_RIDERS_PER_DAY = 0.001  # of the existing riders, on appends
 
 _EPOCH = date(1970, 1, 1)
+_TRIP_NUMBERS = "_generate_bronze_trip_numbers"  # temporary table, dropped after use
+# Writing VARCHAR columns dominates the cost of 30 million events. Naming the compression
+# DuckDB would pick anyway (FSST for unique ids, dictionary for the rest) skips its trial
+# of every method per segment: ~15% less CPU for the same file size.
 _TRIP_EVENTS_DDL = """
-create table if not exists bronze.trip_events (
-    event_id varchar not null,
-    trip_id varchar not null,
-    event_type varchar not null,
+create table if not exists {schema}.trip_events (
+    event_id varchar not null using compression fsst,
+    trip_id varchar not null using compression fsst,
+    event_type varchar not null using compression dictionary,
     event_at timestamp not null,
-    driver_id varchar,
-    rider_id varchar not null,
-    city_id varchar not null,
+    driver_id varchar using compression dictionary,
+    rider_id varchar not null using compression dictionary,
+    city_id varchar not null using compression dictionary,
     duration_seconds integer,
     surge_multiplier decimal(4, 2) not null,
     distance_miles double,
@@ -60,12 +66,12 @@ create table if not exists bronze.trip_events (
     distance_km double,
     base_fare_cents bigint,
     _ingested_date date not null,
-    _batch_id varchar not null,
+    _batch_id varchar not null using compression dictionary,
     _schema_version integer not null
 )
 """
 _DRIVERS_DDL = """
-create table if not exists bronze.drivers (
+create table if not exists {schema}.drivers (
     driver_id varchar not null,
     full_name varchar not null,
     city_id varchar not null,
@@ -82,7 +88,7 @@ create table if not exists bronze.drivers (
 )
 """
 _RIDERS_DDL = """
-create table if not exists bronze.riders (
+create table if not exists {schema}.riders (
     rider_id varchar not null,
     full_name varchar not null,
     email varchar not null,
@@ -157,18 +163,19 @@ def generate_bronze(
     end_date = start_date + timedelta(days=days - 1)
     con.execute("begin transaction")
     try:
-        con.execute("create schema if not exists bronze")
-        con.execute(_TRIP_EVENTS_DDL)
-        con.execute(_DRIVERS_DDL)
-        con.execute(_RIDERS_DDL)
-        _check_no_overlap(con, start_date)
+        schema = _bronze_schema(con)
+        con.execute(f"create schema if not exists {schema}")
+        for ddl in (_TRIP_EVENTS_DDL, _DRIVERS_DDL, _RIDERS_DDL):
+            con.execute(ddl.format(schema=schema))
+        _check_no_overlap(con, schema, start_date)
         gen = _Generator(
+            schema=schema,
             seed=seed,
             first_day=(start_date - _EPOCH).days,
             days=days,
             trips_per_day=trips_per_day,
-            existing_drivers=_count(con, "select count(distinct driver_id) from bronze.drivers"),
-            existing_riders=_count(con, "select count(distinct rider_id) from bronze.riders"),
+            existing_drivers=_count(con, f"select count(distinct driver_id) from {schema}.drivers"),
+            existing_riders=_count(con, f"select count(distinct rider_id) from {schema}.riders"),
         )
         riders = _count(con, gen.riders_sql())
         drivers = _count(con, gen.drivers_sql())
@@ -197,8 +204,10 @@ def _validate(*, days: int, trips_per_day: int, seed: int, start_date: date) -> 
     ):
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadInput(f"{name} must be an integer, got {value!r}")
-        if not low <= value <= high:
-            raise BadInput(f"{name} must be between {low} and {high}, got {value}")
+        if value < low:
+            raise BadInput(f"{name} must be at least {low}, got {value}")
+        if value > high:
+            raise BadInput(f"{name} must be at most {high}, got {value}")
     if isinstance(start_date, datetime) or not isinstance(start_date, date):
         raise BadInput(f"--start-date must be a date, got {start_date!r}")
     end_date = start_date + timedelta(days=days - 1)
@@ -209,10 +218,18 @@ def _validate(*, days: int, trips_per_day: int, seed: int, start_date: date) -> 
         )
 
 
-def _check_no_overlap(con: duckdb.DuckDBPyConnection, start_date: date) -> None:
+def _bronze_schema(con: duckdb.DuckDBPyConnection) -> str:
+    """`bronze` qualified by the current catalog: a file named bronze.duckdb makes a bare
+    `bronze.x` ambiguous (catalog or schema)."""
+    row = con.execute("select current_database()").fetchone()
+    catalog = str(row[0]) if row is not None else "memory"
+    return '"' + catalog.replace('"', '""') + '".bronze'
+
+
+def _check_no_overlap(con: duckdb.DuckDBPyConnection, schema: str, start_date: date) -> None:
     """Bronze is append-only: new trips must be requested after every existing one."""
     row = con.execute(
-        "select min(event_at)::date, max(event_at)::date from bronze.trip_events"
+        f"select min(event_at)::date, max(event_at)::date from {schema}.trip_events"
         " where event_type = 'requested'"
     ).fetchone()
     if row is None or row[0] is None:
@@ -240,6 +257,7 @@ def _pick(values: tuple[str, ...], u: str) -> str:
 
 @dataclass(frozen=True)
 class _Generator:
+    schema: str  # the bronze schema, catalog-qualified and quoted
     seed: int
     first_day: int  # days since 1970-01-01 of start_date
     days: int
@@ -273,10 +291,16 @@ class _Generator:
         so the key and salt are packed into one integer, xor-ed with a 64-bit mix of the
         seed and hashed once; the top 53 bits of the hash become the double.
         """
-        return (
-            f"((hash(xor(({key}) * 1024 + {salt}, {self.seed_mix}::bigint)) >> 11)::double"
-            " / 9007199254740992.0)"
-        )
+        return self.draw(self.base(key), salt)
+
+    def base(self, key: str) -> str:
+        """The packed, seeded integer that `draw` hashes (salt bits still zero)."""
+        return f"xor(({key}) * 1024, {self.seed_mix}::bigint)"
+
+    @staticmethod
+    def draw(base: str, salt: int) -> str:
+        """`u(salt, key)` given `base(key)`, e.g. a column computed once per trip."""
+        return f"((hash(xor({base}, {salt})) >> 11)::double / 9007199254740992.0)"
 
     @property
     def seed_mix(self) -> int:
@@ -309,7 +333,7 @@ class _Generator:
             )
             ingested = "signed_up_at::date"
         return f"""
-        insert into bronze.riders by name
+        insert into {self.schema}.riders by name
         with numbered as (
             select no,
                    {_pick(_FIRST_NAMES, u(_S_R_FIRST, "no"))} as first_name,
@@ -338,9 +362,10 @@ class _Generator:
     def drivers_sql(self) -> str:
         """Insert initial records for new drivers and ~2% change records per driver-day.
 
-        A change always sets a new rating and sometimes a new tier or vehicle; attributes
-        a change does not set carry over from the driver's latest record (in bronze or
-        earlier in this call), so every row is a full snapshot of the driver.
+        A change always moves the rating by up to +-0.15 (kept within 3.00..5.00) and
+        sometimes sets a new tier or vehicle; attributes a change does not set carry over
+        from the driver's latest record (in bronze or earlier in this call), so every row
+        is a full snapshot of the driver.
         """
         u = self.u
         first, days = self.first_day, self.days
@@ -352,10 +377,10 @@ class _Generator:
 
         vehicle_change = f"{u(_S_D_VEHICLE_CHANGE, 'no * 65536 + eday')} < 0.1"
         return f"""
-        insert into bronze.drivers by name
+        insert into {self.schema}.drivers by name
         with latest as (
             select * exclude (_ingested_date, _batch_id, _schema_version)
-            from bronze.drivers
+            from {self.schema}.drivers
             qualify row_number() over (
                 partition by driver_id order by updated_at desc, _batch_id desc) = 1
         ), initial as (
@@ -370,7 +395,8 @@ class _Generator:
                    {_pick(_FIRST_NAMES, u(_S_D_FIRST, "no * 65536"))} || ' '
                        || {_pick(_LAST_NAMES, u(_S_D_LAST, "no * 65536"))} as full_name,
                    printf('c%02d', 1 + (no - 1) % {CITIES}) as city_id,
-                   (4.2 + floor({u(_S_D_RATING, "no * 65536")} * 81) / 100)::decimal(3, 2) as rating,
+                   (4.2 + floor({u(_S_D_RATING, "no * 65536")} * 81) / 100)::decimal(3, 2)
+                       as rating,
                    {_pick(_TIERS, u(_S_D_TIER, "no * 65536"))} as tier,
                    {makes}[vehicle_no] as vehicle_make,
                    {models}[vehicle_no] as vehicle_model,
@@ -387,8 +413,8 @@ class _Generator:
             where {u(_S_D_CHANGE, "no * 65536 + eday")} < {P_DRIVER_CHANGE}
         ), changes as (
             select printf('d%05d', no) as driver_id,
-                   (3.8 + floor({u(_S_D_RATING, "no * 65536 + eday")} * 121) / 100)::decimal(3, 2)
-                       as rating,
+                   null::decimal(3, 2) as rating,
+                   (floor({u(_S_D_RATING, "no * 65536 + eday")} * 31) - 15) / 100 as rating_step,
                    case when {u(_S_D_TIER_CHANGE, "no * 65536 + eday")} < 0.15
                        then {_pick(_TIERS, u(_S_D_TIER, "no * 65536 + eday"))} end as tier,
                    case when {vehicle_change} then {makes}[vehicle_no] end as vehicle_make,
@@ -397,22 +423,23 @@ class _Generator:
                        then (year(date '1970-01-01' + eday::integer)
                              - floor({u(_S_D_YEAR, "no * 65536 + eday")} * 4))::integer
                        end as vehicle_year,
-                   make_timestamp((eday * 86400
-                       + floor({u(_S_D_CHANGE_TIME, "no * 65536 + eday")} * 86400))::bigint * 1000000)
+                   make_timestamp(1000000 * (eday * 86400
+                       + floor({u(_S_D_CHANGE_TIME, "no * 65536 + eday")} * 86400))::bigint)
                        as updated_at,
                    date '1970-01-01' + eday::integer as ingested
             from change_days
         ), history as (
-            select *, null::date as ingested, false as is_new from latest
+            select *, null::date as ingested, false as is_new, 0 as rating_step from latest
             union all by name
-            select *, true as is_new from new_drivers
+            select *, true as is_new, 0 as rating_step from new_drivers
             union all by name
             select *, true as is_new from changes
         ), filled as (
             select driver_id,
                    last_value(full_name ignore nulls) over w as full_name,
                    last_value(city_id ignore nulls) over w as city_id,
-                   rating,
+                   least(5, greatest(3, last_value(rating ignore nulls) over w
+                       + coalesce(sum(rating_step) over w, 0)))::decimal(3, 2) as rating,
                    last_value(tier ignore nulls) over w as tier,
                    last_value(vehicle_make ignore nulls) over w as vehicle_make,
                    last_value(vehicle_model ignore nulls) over w as vehicle_model,
@@ -438,10 +465,13 @@ class _Generator:
     def trip_events_sql(self) -> str:
         """Insert every event of this call's trips, late arrivals and re-deliveries included.
 
-        Rows are sorted by delivery (`_ingested_date`, `_batch_id`) then trip and event.
+        Rows come in trip order (request day, trip number, event sequence), a duplicate
+        right after its original. Strings are the expensive part at 30 million rows, so
+        identifiers are built once per trip and day prefixes and batch ids are looked up
+        in small lists; no hash join (it would give up the deterministic row order).
         """
-        u = self.u
-        first, days, tpd = self.first_day, self.days, self.trips_per_day
+        draw = self.draw
+        first, days = self.first_day, self.days
         v2_day = (SCHEMA_V2_FROM - _EPOCH).days
         city_weights = (0.22, 0.16, 0.14, 0.12, 0.11, 0.09, 0.08)
         city_case, total = "case", 0.0
@@ -449,35 +479,44 @@ class _Generator:
             total += weight
             city_case += f" when u_city < {total:.2f} then {city_no}"
         city_case += f" else {CITIES} end"
+        city_ids = _sql_list(tuple(f"c{no:02d}" for no in range(1, CITIES + 1)))
         nd, nr = self.drivers_total, self.riders_pool
         return f"""
-        insert into bronze.trip_events by name
-        with base as materialized (
-            select i from range({days * tpd}) as r(i)
+        insert into {self.schema}.trip_events by name
+        with day_lookup as (
+            select list(strftime(date '1970-01-01' + eday::integer, 't%Y%m%d-') order by eday)
+                       as trip_prefixes,
+                   list(strftime(date '1970-01-01' + eday::integer, 'e%Y%m%d-') order by eday)
+                       as event_prefixes
+            from range({first}, {first + days}) as d(eday)
+        ), batch_lookup as (
+            select list(strftime(date '1970-01-01' + ingest_day::integer, '%Y%m%d-0') || batch_no
+                        order by ingest_day, batch_no) as batch_ids
+            from range({first}, {first + days + 6}) as d(ingest_day),
+                 range(1, 4) as b(batch_no)
         ), keyed as (
-            select eday, n, eday * 1048576 + n as tk
-            from (select {first} + i // {tpd} as eday, i % {tpd} + 1 as n from base)
+            {self.trip_keys_sql()}
         ), drawn as (
-            select eday, n, tk,
-                   {u(_S_CITY, "tk * 4")} as u_city,
-                   {u(_S_PEAK, "tk * 4")} as u_peak,
-                   {u(_S_TOD1, "tk * 4")} as u_tod1,
-                   {u(_S_TOD2, "tk * 4")} as u_tod2,
-                   {u(_S_ACCEPT, "tk * 4")} < {P_ACCEPTED} as is_accepted,
-                   {u(_S_COMPLETE, "tk * 4")} < {P_COMPLETED} as is_completed,
-                   {u(_S_ACCEPT_DELAY, "tk * 4")} as u_accept_delay,
-                   {u(_S_CANCEL_DELAY, "tk * 4")} as u_cancel_delay,
-                   {u(_S_PICKUP, "tk * 4")} as u_pickup,
-                   {u(_S_DISTANCE, "tk * 4")} as u_distance,
-                   {u(_S_SPEED, "tk * 4")} as u_speed,
-                   {u(_S_SURGE, "tk * 4")} < {P_SURGE} as is_surge,
-                   {u(_S_SURGE_LEVEL, "tk * 4")} as u_surge,
-                   {u(_S_DRIVER, "tk * 4")} as u_driver,
-                   {u(_S_RIDER, "tk * 4")} as u_rider
+            select eday, n, tk, trip_base,
+                   {draw("trip_base", _S_CITY)} as u_city,
+                   {draw("trip_base", _S_PEAK)} as u_peak,
+                   {draw("trip_base", _S_TOD1)} as u_tod1,
+                   {draw("trip_base", _S_TOD2)} as u_tod2,
+                   {self.is_accepted()} as is_accepted,
+                   {draw("trip_base", _S_COMPLETE)} < {P_COMPLETED} as is_completed,
+                   {draw("trip_base", _S_ACCEPT_DELAY)} as u_accept_delay,
+                   {draw("trip_base", _S_CANCEL_DELAY)} as u_cancel_delay,
+                   {draw("trip_base", _S_PICKUP)} as u_pickup,
+                   {draw("trip_base", _S_DISTANCE)} as u_distance,
+                   {draw("trip_base", _S_SPEED)} as u_speed,
+                   {draw("trip_base", _S_SURGE)} < {P_SURGE} as is_surge,
+                   {draw("trip_base", _S_SURGE_LEVEL)} as u_surge,
+                   {draw("trip_base", _S_DRIVER)} as u_driver,
+                   {draw("trip_base", _S_RIDER)} as u_rider
             from keyed
         ), trips as (
             select eday, n, tk, is_accepted, is_completed, u_accept_delay, u_cancel_delay,
-                   u_pickup, u_speed,
+                   u_pickup, u_speed, u_driver, u_rider,
                    {city_case} as city_no,
                    eday * 86400 + greatest(0, least(86399, floor(case
                        when u_peak < 0.25 then 27000 + (u_tod1 + u_tod2 - 1) * 9000
@@ -485,8 +524,7 @@ class _Generator:
                        else u_tod1 * 86400 end)))::bigint as requested_s,
                    round(least(0.8 - ln(1 - u_distance) * 6.5, 120), 2) as km,
                    case when is_surge then round((1.05 + 1.45 * u_surge * u_surge) * 20) / 20
-                       else 1 end as surge,
-                   u_driver, u_rider
+                       else 1 end::decimal(4, 2) as surge_multiplier
             from drawn
         ), timed as (
             select *,
@@ -497,8 +535,21 @@ class _Generator:
                    city_no + {CITIES} * floor(u_rider * (({nr} - city_no) // {CITIES} + 1))
                        ::bigint as rider_no
             from trips
+        ), named as (
+            select timed.*,
+                   trip_prefixes[eday - {first - 1}] || lpad(n::varchar, 7, '0') as trip_id,
+                   event_prefixes[eday - {first - 1}] || lpad(n::varchar, 7, '0') as event_key,
+                   printf('d%05d', driver_no) as driver_id,
+                   printf('r%06d', rider_no) as rider_id,
+                   {city_ids}[city_no] as city_id,
+                   round(250 + 95 * km + 25 * duration_s / 60)::bigint as fare_cents
+            from timed, day_lookup
+        ), sequenced as (
+            select *, {self.base("tk * 4 + seq")} as event_base
+            from named, range(1, 4) as s(seq)
+            where seq < 3 or is_accepted
         ), events as (
-            select eday, n, tk, seq, city_no, driver_no, rider_no, surge, km, duration_s,
+            select *,
                    case seq
                        when 1 then 'requested'
                        when 2 then case when is_accepted then 'accepted' else 'cancelled' end
@@ -512,65 +563,86 @@ class _Generator:
                            then accepted_s + 120 + floor(u_pickup * 600)::bigint + duration_s
                            else accepted_s + 30 + floor(u_cancel_delay * 600)::bigint end
                    end as event_s,
-                   {u(_S_LATE, "tk * 4 + seq")} < {P_LATE} as is_late,
-                   1 + floor({u(_S_LATE_DAYS, "tk * 4 + seq")} * 3)::bigint as late_days,
-                   {u(_S_DUPLICATE, "tk * 4 + seq")} < {P_DUPLICATE} as is_duplicated
-            from timed, range(1, 4) as s(seq)
-            where seq < 3 or is_accepted
+                   {self.is_late("event_base")} as is_late,
+                   1 + floor({draw("event_base", _S_LATE_DAYS)} * 3)::bigint as late_days,
+                   {self.is_duplicated("event_base")} as is_duplicated
+            from sequenced
         ), deliveries as (
             select *,
-                   event_s // 86400 as event_day,
+                   event_s // 86400 >= {v2_day} as is_v2,
+                   event_type = 'completed' as has_fare,
                    event_s // 86400 + case when is_late then late_days else 0 end + copy
                        as ingest_day,
                    case when copy = 1 then 3 when is_late then 2 else 1 end as batch_no
             from events, range(0, 2) as c(copy)
             where copy = 0 or is_duplicated
-        ), dated as (
-            select *,
-                   date '1970-01-01' + ingest_day::integer as ingested,
-                   strftime(date '1970-01-01' + eday::integer, '%Y%m%d') || '-'
-                       || lpad(n::varchar, 7, '0') as trip_key,
-                   event_day >= {v2_day} as is_v2,
-                   event_type = 'completed' as has_fare,
-                   round(250 + 95 * km + 25 * duration_s / 60)::bigint as fare_cents
-            from deliveries
         )
-        select 'e' || trip_key || '-' || seq as event_id,
-               't' || trip_key as trip_id,
+        select event_key || ['-1', '-2', '-3'][seq] as event_id,
+               trip_id,
                event_type,
                make_timestamp(event_s * 1000000) as event_at,
-               case when event_type <> 'requested' and (seq = 3 or event_type = 'accepted')
-                   then printf('d%05d', driver_no) end as driver_id,
-               printf('r%06d', rider_no) as rider_id,
-               printf('c%02d', city_no) as city_id,
+               case when seq = 3 or event_type = 'accepted' then driver_id end as driver_id,
+               rider_id,
+               city_id,
                case when has_fare then duration_s end as duration_seconds,
-               surge::decimal(4, 2) as surge_multiplier,
+               surge_multiplier,
                case when has_fare and not is_v2 then round(km / 1.609344, 2) end
                    as distance_miles,
                case when has_fare and not is_v2 then (fare_cents / 100)::decimal(10, 2) end
                    as base_fare,
                case when has_fare and is_v2 then km end as distance_km,
                case when has_fare and is_v2 then fare_cents end as base_fare_cents,
-               ingested as _ingested_date,
-               strftime(ingested, '%Y%m%d') || '-0' || batch_no as _batch_id,
+               date '1970-01-01' + ingest_day::integer as _ingested_date,
+               batch_ids[(ingest_day - {first}) * 3 + batch_no] as _batch_id,
                case when is_v2 then 2 else 1 end as _schema_version
-        from dated
-        order by ingest_day, batch_no, eday, n, seq
+        from deliveries, batch_lookup
         """
 
+    def trip_keys_sql(self) -> str:
+        """SQL listing this call's trips: calendar day (days since 1970), number, key."""
+        first, tpd = self.first_day, self.trips_per_day
+        return f"""
+            select eday, n, tk, {self.base("tk * 4")} as trip_base
+            from (select eday, n, eday * 1048576 + n as tk
+                  from (select {first} + i // {tpd} as eday, i % {tpd} + 1 as n
+                        from {_TRIP_NUMBERS}))
+        """
+
+    def is_accepted(self, trip_base: str = "trip_base") -> str:
+        return f"{self.draw(trip_base, _S_ACCEPT)} < {P_ACCEPTED}"
+
+    def is_late(self, event_base: str) -> str:
+        return f"{self.draw(event_base, _S_LATE)} < {P_LATE}"
+
+    def is_duplicated(self, event_base: str) -> str:
+        return f"{self.draw(event_base, _S_DUPLICATE)} < {P_DUPLICATE}"
+
     def insert_trip_events(self, con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
-        """Run `trip_events_sql`; return (rows, late rows, duplicate rows) written."""
+        """Insert the trip events; return (rows, late rows, duplicate rows) written.
+
+        The trip numbers come from a temporary table because a table scan is a parallel,
+        order-preserving source (`range()` is single-threaded, and a materialized CTE
+        makes DuckDB merge tiny insert batches). The late and duplicate counts are
+        recomputed from the same draws instead of scanning the strings just written.
+        Runs inside the caller's transaction: a rollback also drops the temporary table.
+        """
+        con.execute(
+            f"create or replace temp table {_TRIP_NUMBERS} as "
+            f"select i from range({self.days * self.trips_per_day}) as r(i)"
+        )
         rows = _count(con, self.trip_events_sql())
-        first = _EPOCH + timedelta(days=self.first_day)
-        after = first + timedelta(days=self.days)
-        row = con.execute(
-            """
-            select count(*) filter (where _batch_id like '%-02'),
-                   count(*) filter (where _batch_id like '%-03')
-            from bronze.trip_events
-            where trip_id >= ? and trip_id < ?
-            """,
-            [f"t{first:%Y%m%d}", f"t{after:%Y%m%d}"],
-        ).fetchone()
-        assert row is not None
-        return rows, int(row[0]), int(row[1])
+
+        def per_trip(flag: Callable[[str], str]) -> str:
+            # events 1 and 2 exist for every trip, event 3 only for accepted trips
+            first, second, third = (flag(self.base(f"tk * 4 + {seq}")) for seq in (1, 2, 3))
+            return (
+                f"({first})::integer + ({second})::integer"
+                f" + ({self.is_accepted()} and {third})::integer"
+            )
+
+        late = _count(con, f"select sum({per_trip(self.is_late)}) from ({self.trip_keys_sql()})")
+        duplicates = _count(
+            con, f"select sum({per_trip(self.is_duplicated)}) from ({self.trip_keys_sql()})"
+        )
+        con.execute(f"drop table {_TRIP_NUMBERS}")
+        return rows, late, duplicates

@@ -329,7 +329,11 @@ def run(
             f"plan {plan.backfill_id} is not approved; run "
             f"`backfill approve {plan.backfill_id} --approver NAME` first"
         )
-    fp, compiled = _current_fingerprint(ctx, plan)
+    try:
+        fp, compiled = _current_fingerprint(ctx, plan)
+    except WorkFailed as exc:  # e.g. the model no longer compiles: the attempt failed
+        audit.log(plan, "failed", error=str(exc), dry_run=False)
+        raise
     if fp != approval["fingerprint"]:
         raise BadInput(
             f"plan {plan.backfill_id} changed since it was approved (fingerprint "

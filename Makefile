@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 export RIDESHARE_DUCKDB_PATH ?= $(CURDIR)/rideshare.duckdb
 export DBT_PROFILES_DIR ?= $(CURDIR)
 
-.PHONY: venv demo test lint fmt bench clean
+# The BigQuery emulator (tests/bigquery) lives in its own venv: it needs other duckdb and
+# grpc pins than the project. Built from requirements-bqemu.lock, fully offline afterwards.
+BQEMU := .bqemu
+BQEMU_STAMP := $(BQEMU)/.installed-$(shell cat requirements-bqemu.lock scripts/bqemu/install_spatial.py | sha1sum | cut -c1-12)
+
+.PHONY: venv bqemu demo test lint fmt bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Error: $(PYTHON) not found; install Python 3.11"; exit 2; }
@@ -24,6 +29,19 @@ profiles.yml: profiles.yml.example
 
 venv: $(STAMP) profiles.yml
 
+$(BQEMU_STAMP): requirements-bqemu.lock scripts/bqemu/install_spatial.py
+	@command -v $(PYTHON) >/dev/null || { echo "Error: $(PYTHON) not found; install Python 3.11"; exit 2; }
+	test -x $(BQEMU)/bin/python || $(PYTHON) -m venv $(BQEMU)
+	echo '*' > $(BQEMU)/.gitignore
+	$(BQEMU)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-bqemu.lock
+	$(BQEMU)/bin/pip check --disable-pip-version-check
+	mkdir -p $(BQEMU)/home
+	HOME=$(CURDIR)/$(BQEMU)/home $(BQEMU)/bin/python scripts/bqemu/install_spatial.py
+	rm -f $(BQEMU)/.installed-*
+	touch $@
+
+bqemu: $(BQEMU_STAMP)
+
 demo: venv
 	$(BIN)/python -m orchestrator demo
 
@@ -31,19 +49,20 @@ lint: venv
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator tests bench
 	$(BIN)/mypy
-	$(BIN)/sqlfluff lint models macros snapshots tests/dbt
+	RIDESHARE_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint models macros snapshots tests/dbt
+	$(BIN)/python -m orchestrator.cli_reference --check README.md
 	$(BIN)/pytest -q tests/hygiene
 
 fmt: venv
 	$(BIN)/ruff check --fix orchestrator tests bench
 	$(BIN)/ruff format orchestrator tests bench
-	$(BIN)/sqlfluff fix models macros snapshots tests/dbt
+	RIDESHARE_DUCKDB_PATH=:memory: $(BIN)/sqlfluff fix models macros snapshots tests/dbt
 
-test: lint
+test: lint bqemu
 	$(BIN)/pytest -q -n 2 --ignore=tests/hygiene tests
 
 bench: venv
 	$(BIN)/python bench/backfill_bench.py
 
 clean:
-	rm -rf $(VENV) target logs rideshare.duckdb
+	rm -rf $(VENV) $(BQEMU) target logs rideshare.duckdb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from orchestrator.context import Context, git_commit, operator, project_hash, to
 from orchestrator.dbt import Compiled
 from orchestrator.errors import BackfillError, BadInput, LockHeld, ValidationFailed, WorkFailed
 from orchestrator.lock import Locks
-from orchestrator.manifest import Model
+from orchestrator.manifest import Manifest, Model
 from orchestrator.openlineage import LineageEmitter, target_from_env
 from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
@@ -31,6 +32,11 @@ class DryRunReport:
     fingerprint: str
     compiled_dir: str
     chunks: list[dict[str, Any]]
+    # Where the warehouse bills by bytes scanned (BigQuery): the bytes every chunk's SQL
+    # would process, and their on-demand cost at `usd_per_tib`; None elsewhere (DuckDB).
+    bytes_processed: int | None = None
+    usd_per_tib: float | None = None
+    cost_usd: float | None = None
 
     @property
     def rows_to_replace(self) -> int:
@@ -225,34 +231,64 @@ def load_plan(ctx: Context, backfill_id: str) -> PlanRecord:
 
 
 # -- dry run ------------------------------------------------------------------------------
+TIB = 2**40
+DEFAULT_USD_PER_TIB = 6.25  # BigQuery on-demand price per TiB scanned (override per contract)
+
+
+def usd_per_tib() -> float:
+    """`$BACKFILL_USD_PER_TIB`, the on-demand price used for dry-run cost (default 6.25)."""
+    raw = os.environ.get("BACKFILL_USD_PER_TIB", "").strip()
+    if not raw:
+        return DEFAULT_USD_PER_TIB
+    try:
+        price = float(raw)
+    except ValueError:
+        price = -1.0
+    if not price >= 0 or price == float("inf"):
+        raise BadInput(f"BACKFILL_USD_PER_TIB must be a price in USD per TiB, got {raw!r}")
+    return price
+
+
 def dry_run(ctx: Context, backfill_id: str) -> DryRunReport:
-    """Compile every chunk with its vars, write the SQL, estimate; nothing in marts changes."""
+    """Compile every chunk with its vars, write the SQL, estimate; nothing in marts changes.
+
+    On a warehouse that bills by bytes (BigQuery) each chunk's SQL is also submitted as a
+    dry-run job: bytes per chunk, in total, and the on-demand cost. A model whose
+    `meta.backfill.max_bytes` the plan exceeds is refused here, before approval.
+    """
     plan = load_plan(ctx, backfill_id)
     status = _status(ctx, plan)
     if status in {"running", "succeeded", "rolled_back"}:
         raise BadInput(f"plan {plan.backfill_id} is {status}; a dry run is for plans not yet run")
+    price = usd_per_tib()
     fp, compiled = _current_fingerprint(ctx, plan)
     out_dir = ctx.project_dir / "target" / "backfills" / plan.backfill_id
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = ctx.dbt.manifest()
+    wh = ctx.warehouse
     chunks = []
     for chunk, compiled_chunk in zip(_chunks(plan), compiled, strict=True):
         sql = compiled_chunk.sql
         model = manifest.model(chunk.model)
         path = out_dir / f"{chunk.model}__chunk_{chunk.chunk_no:03d}.sql"
         path.write_text(sql)
-        stats = ctx.warehouse.partition_stats(
+        rows = wh.partition_rows(
             model.relation, model.policy().partition_field, chunk.start, chunk.end
         )
         chunks.append(
             {
                 **_chunk_dict(chunk),
-                "rows_to_replace": sum(s.rows for s in stats.values()),
-                "rows_read_estimate": ctx.warehouse.estimate_rows_read(sql),
+                "rows_to_replace": sum(rows.values()),
+                "rows_read_estimate": wh.estimate_rows_read(sql),
+                "bytes_processed": wh.dry_run_bytes(sql),
                 "compiled_sql": str(path.relative_to(ctx.project_dir)),
             }
         )
     report = DryRunReport(plan.backfill_id, fp, str(out_dir.relative_to(ctx.project_dir)), chunks)
+    if any(c["bytes_processed"] is not None for c in chunks):
+        report.bytes_processed = sum(int(c["bytes_processed"] or 0) for c in chunks)
+        report.usd_per_tib = price
+        report.cost_usd = round(report.bytes_processed / TIB * price, 4)
     audit = ctx.audit
     if fp != plan.fingerprint:
         error = (
@@ -261,11 +297,40 @@ def dry_run(ctx: Context, backfill_id: str) -> DryRunReport:
         )
         audit.record_dry_run(plan.backfill_id, fp, False, chunks, report.compiled_dir, error)
         raise WorkFailed(error)
+    over = _over_budget(plan, chunks, manifest)
+    if over is not None:
+        audit.record_dry_run(plan.backfill_id, fp, False, chunks, report.compiled_dir, over)
+        raise BadInput(over)
     with ctx.warehouse.transaction():
         audit.record_dry_run(plan.backfill_id, fp, True, chunks, report.compiled_dir)
         if status == "planned":
             audit.log(plan, "dry_run_ok", dry_run=True)
     return report
+
+
+def _over_budget(plan: PlanRecord, chunks: list[dict[str, Any]], manifest: Manifest) -> str | None:
+    """The refusal when a model's chunks would process more than its `max_bytes`."""
+    for name in dict.fromkeys(c["model"] for c in chunks):
+        budget = manifest.model(name).policy().max_bytes
+        scanned = [c["bytes_processed"] for c in chunks if c["model"] == name]
+        if budget is None or all(b is None for b in scanned):
+            continue
+        total = sum(int(b or 0) for b in scanned)
+        if total > budget:
+            return (
+                f"plan {plan.backfill_id} would process {_bytes(total)} ({total:,} bytes) for "
+                f"{name}, over its meta.backfill.max_bytes of {_bytes(budget)} "
+                f"({budget:,} bytes); narrow the range or raise max_bytes"
+            )
+    return None
+
+
+def _bytes(count: int) -> str:
+    """`1.5 GiB`-style size (binary units, as BigQuery bills)."""
+    units, size, index = ("B", "KiB", "MiB", "GiB", "TiB", "PiB"), float(count), 0
+    while size >= 1024 and index < len(units) - 1:
+        size, index = size / 1024, index + 1
+    return f"{count} B" if index == 0 else f"{size:.1f} {units[index]}"
 
 
 # -- approve ------------------------------------------------------------------------------

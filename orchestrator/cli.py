@@ -187,8 +187,11 @@ def _print_dry_run(report: backfills.DryRunReport, as_json: bool) -> None:
     if as_json:
         render.as_json(asdict(report))
         return
+    billed = report.bytes_processed is not None
+    headers = ["chunk", "model", "start", "end", "rows to replace", "rows read (est.)"]
+    headers += ["bytes processed"] if billed else []
     render.table(
-        ["chunk", "model", "start", "end", "rows to replace", "rows read (est.)", "compiled sql"],
+        [*headers, "compiled sql"],
         [
             [
                 c["chunk_no"],
@@ -197,14 +200,21 @@ def _print_dry_run(report: backfills.DryRunReport, as_json: bool) -> None:
                 c["end"],
                 c["rows_to_replace"],
                 c["rows_read_estimate"],
+                *([c.get("bytes_processed")] if billed else []),
                 c["compiled_sql"],
             ]
             for c in report.chunks
         ],
     )
+    cost = (
+        f"; {report.bytes_processed:,} bytes processed, ~${report.cost_usd:,.4f} "
+        f"at ${report.usd_per_tib:,.2f}/TiB on demand"
+        if billed
+        else ""
+    )
     click.echo(
         f"dry run ok: {report.rows_to_replace:,} rows would be replaced, "
-        f"~{report.rows_read_estimate:,} rows read; fingerprint {report.fingerprint}; "
+        f"~{report.rows_read_estimate:,} rows read{cost}; fingerprint {report.fingerprint}; "
         "nothing was written to the models"
     )
 

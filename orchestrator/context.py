@@ -26,7 +26,11 @@ def open_warehouse(target: str | None) -> Warehouse:
         from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse()
-    raise BadInput(f"target {name!r} is not supported by the orchestrator yet (use duckdb)")
+    if name == "bigquery":
+        from orchestrator.warehouse.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse()
+    raise BadInput(f"target {name!r} is not supported by the orchestrator (use duckdb or bigquery)")
 
 
 def operator(requested_by: str | None) -> str:

@@ -30,6 +30,7 @@ class BackfillPolicy:
     checks: tuple[Check, ...] = field(default_factory=tuple)
     row_count_tolerance: float = 0.5
     null_rate_margin: float = 0.05
+    max_bytes: int | None = None  # dry-run budget: bytes the plan's SQL may process (BigQuery)
 
 
 def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
@@ -54,9 +55,18 @@ def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
             checks=tuple(_check(c) for c in raw.get("checks") or ()),
             row_count_tolerance=float(raw.get("row_count_tolerance", 0.5)),
             null_rate_margin=float(raw.get("null_rate_margin", 0.05)),
+            max_bytes=_max_bytes(raw.get("max_bytes")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"model {model} has an invalid meta.backfill block: {exc}") from exc
+
+
+def _max_bytes(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or int(raw) != raw or int(raw) < 1:
+        raise ValueError(f"max_bytes must be a positive whole number of bytes, got {raw!r}")
+    return int(raw)
 
 
 def _check(raw: dict[str, Any]) -> Check:

@@ -53,11 +53,22 @@ class Warehouse(Protocol):
         self, relation: str, partition_field: str, start: date, end: date
     ) -> dict[date, PartitionStats]: ...
 
+    def partition_rows(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, int]:
+        """Rows per non-empty partition in [start, end], as cheaply as the warehouse can
+        (BigQuery: partition metadata, no bytes billed)."""
+        ...
+
     def table_checksum(self, relation: str) -> tuple[int, str]:
         """Row count and order-independent checksum of a whole table."""
         ...
 
     def estimate_rows_read(self, sql: str) -> int | None: ...
+
+    def dry_run_bytes(self, sql: str) -> int | None:
+        """Bytes the query would process, where the warehouse bills by bytes (else None)."""
+        ...
 
     def create_table_as(self, relation: str, sql: str) -> None: ...
 

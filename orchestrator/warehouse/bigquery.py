@@ -1,0 +1,665 @@
+"""The BigQuery warehouse: one GCP project, datasets as schemas, the official client.
+
+Relations are `dataset.table` in the client's project. SQL comes in with `$name`
+parameters (the protocol's dialect); a statement run on its own gets them as BigQuery
+query parameters (`@name`), a statement inside `transaction()` gets them as typed
+literals, because the transaction is sent as one script and scripts are where BigQuery
+checks nothing else can interleave.
+
+Transactions. BigQuery runs a multi-statement transaction inside one script
+(`BEGIN TRANSACTION; ...; COMMIT TRANSACTION;`), and DDL on permanent tables is not
+allowed inside it. So `transaction()` buffers every write (DML from `execute`,
+`insert_rows`, the delete and insert of `copy_range`) and submits them as one script when
+the block ends: the swap of a chunk and its audit rows commit together or not at all, and
+an exception inside the block sends nothing. DDL (creating a missing table, staging
+tables, drops) runs at once, as it would have to anyway. Label updates wait for the
+commit. Reads inside the block see the block's own writes, as on DuckDB: a relation
+written by `insert_rows` or `copy_range` is read through an overlay (the committed rows
+minus the replaced range, plus the rows the script will write), so for example the
+checksums of a freshly swapped range can be recorded in the same transaction.
+
+Checksums. `partition_stats` sums FARM_FINGERPRINT(TO_JSON_STRING(row)) modulo 2^64 per
+partition, as two exact INT64 sums of the fingerprint's 32-bit halves (a plain SUM of
+fingerprints overflows INT64). Like DuckDB's sum of row hashes it ignores row order and
+changes when a row changes, is lost or is duplicated.
+
+Every job carries labels (`app`, `component` and, when the statement names one backfill,
+`backfill_id`), so `INFORMATION_SCHEMA.JOBS` traces each query to its backfill.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import BadInput, WorkFailed
+from orchestrator.warehouse.base import Params, PartitionStats, iter_chunks
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+__all__ = ["BigQueryWarehouse", "client_from_env", "render_literal", "translate_params"]
+
+DEFAULT_LOCATION = "US"
+STAGING_DATASET = "backfill_staging"  # wap.STAGING_SCHEMA: staged chunks expire by themselves
+STAGING_EXPIRATION_DAYS = 7
+JOB_LABELS = {"app": "rideshare-backfills", "component": "orchestrator"}
+# Table labels the orchestrator owns; tag_relation replaces all of them at once.
+MANAGED_TABLE_LABELS = ("backfill_id", "git_commit", "rolled_back")
+INSERT_BATCH_ROWS = 500
+
+_BQ_TYPES = {
+    "string": "STRING",
+    "int": "INT64",
+    "float": "FLOAT64",
+    "bool": "BOOL",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+# Schema field types as the API reports them -> the GoogleSQL type names.
+_FIELD_TYPES = {
+    "INTEGER": "INT64",
+    "FLOAT": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "RECORD": "STRUCT",
+}
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_VARCHAR_CAST = re.compile(r"\bas\s+varchar\b", re.IGNORECASE)
+_BACKFILL_ID = re.compile(r"(?<![a-z0-9])(bf_[0-9a-f]{12})(?![0-9a-f])")
+_DML_TARGET = re.compile(
+    r"^\s*(?:delete\s+from|delete|insert\s+into|insert|update|merge\s+into|merge|truncate\s+table)"
+    r"\s+`?([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*){1,2})`?",
+    re.IGNORECASE,
+)
+_LABEL_BAD = re.compile(r"[^a-z0-9_-]")
+
+
+def client_from_env() -> bigquery.Client:
+    """A client for the project and credentials the dbt profile's `bigquery` target uses.
+
+    BIGQUERY_PROJECT (required), BIGQUERY_LOCATION (default US), BIGQUERY_METHOD:
+    `oauth` (default: Application Default Credentials, e.g. a service account via
+    GOOGLE_APPLICATION_CREDENTIALS) or `oauth-secrets` (BIGQUERY_TOKEN, an access token),
+    BIGQUERY_API_ENDPOINT (only for an emulator; else Google's endpoint).
+    """
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import bigquery
+
+    project = os.environ.get("BIGQUERY_PROJECT", "").strip()
+    if not project:
+        raise BadInput("BIGQUERY_PROJECT is not set: name the GCP project of the bigquery target")
+    location = os.environ.get("BIGQUERY_LOCATION", "").strip() or DEFAULT_LOCATION
+    method = os.environ.get("BIGQUERY_METHOD", "").strip() or "oauth"
+    credentials: Any = None
+    if method == "oauth-secrets":
+        from google.oauth2.credentials import Credentials
+
+        token = os.environ.get("BIGQUERY_TOKEN", "").strip()
+        if not token:
+            raise BadInput("BIGQUERY_METHOD is oauth-secrets but BIGQUERY_TOKEN is not set")
+        credentials = Credentials(token=token)
+    elif method != "oauth":
+        raise BadInput(
+            f"BIGQUERY_METHOD {method!r} is not supported by the orchestrator: use oauth "
+            "(Application Default Credentials) or oauth-secrets (BIGQUERY_TOKEN)"
+        )
+    endpoint = os.environ.get("BIGQUERY_API_ENDPOINT", "").strip() or None
+    return bigquery.Client(
+        project=project,
+        credentials=credentials,
+        location=location,
+        client_options=ClientOptions(api_endpoint=endpoint) if endpoint else None,
+        default_query_job_config=bigquery.QueryJobConfig(labels=dict(JOB_LABELS)),
+    )
+
+
+@dataclass
+class _Txn:
+    """What one `transaction()` block will commit, and how reads inside it see it."""
+
+    statements: list[str]
+    overlays: dict[str, str]  # relation -> SELECT of its content as the script leaves it
+    opaque: set[str]  # relations written by statements no overlay can describe
+    after_commit: list[Callable[[], None]]
+
+
+class BigQueryWarehouse:
+    """The Warehouse protocol on one BigQuery project (see the module docstring)."""
+
+    name = "bigquery"
+    namespace = "bigquery"  # OpenLineage's namespace for BigQuery datasets
+
+    def __init__(self, client: bigquery.Client | None = None) -> None:
+        self._client = client
+        self._txn: _Txn | None = None
+        self._datasets: set[str] = set()
+        self._tables: dict[str, set[str]] = {}  # dataset -> table ids, listed once
+        self._schemas: dict[str, list[tuple[str, str]]] = {}  # relation -> (name, type)
+
+    @property
+    def client(self) -> bigquery.Client:
+        if self._client is None:
+            self._client = client_from_env()
+        return self._client
+
+    @property
+    def project(self) -> str:
+        return str(self.client.project)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- running statements ------------------------------------------------------------
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        sql = _translate_types(sql)
+        if self._txn is not None:
+            self._txn.statements.append(_inline_params(sql, params))
+            target = _DML_TARGET.match(sql)
+            self._txn.opaque.add(target.group(1) if target else "*")
+            return
+        self._run(sql, params)
+
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        sql = self._with_overlays(_translate_types(sql))
+        job = self._run(sql, params)
+        return [tuple(_from_db(v) for v in row.values()) for row in job.result()]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together as one script, or not at all (nesting joins)."""
+        if self._txn is not None:
+            yield
+            return
+        txn = self._txn = _Txn([], {}, set(), [])
+        try:
+            yield
+        finally:
+            self._txn = None
+        if txn.statements:
+            script = ";\n".join(["BEGIN TRANSACTION", *txn.statements, "COMMIT TRANSACTION"])
+            self._run(script + ";", None)
+        for action in txn.after_commit:
+            action()
+
+    def _run(self, sql: str, params: Params | None) -> bigquery.QueryJob:
+        from google.api_core import exceptions
+        from google.cloud import bigquery
+
+        text, parameters = translate_params(sql, params)
+        config = bigquery.QueryJobConfig(
+            query_parameters=parameters, labels=_job_labels(sql, params)
+        )
+        try:
+            job = self.client.query(text, job_config=config)
+            job.result()
+        except exceptions.GoogleAPIError as exc:
+            raise WorkFailed(f"BigQuery job failed: {_message(exc)}") from exc
+        return job
+
+    # -- reads inside a transaction ------------------------------------------------------
+    def _with_overlays(self, sql: str) -> str:
+        """`sql` reading each relation the open transaction wrote as the script leaves it."""
+        txn = self._txn
+        if txn is None or not (txn.overlays or txn.opaque):
+            return sql
+        for relation in sorted(txn.opaque):
+            if relation == "*" or _mentions(sql, relation):
+                raise WorkFailed(
+                    f"cannot read {relation if relation != '*' else 'a relation'} after "
+                    "changing it with a DML statement in the same BigQuery transaction"
+                )
+        if not txn.overlays:
+            return sql
+        # One pass: each overlay is already written in terms of the state it was taken
+        # from, so the text substituted here must not be substituted again.
+        names = sorted(txn.overlays, key=len, reverse=True)
+        pattern = re.compile(
+            r"(?<![\w.`])(" + "|".join(re.escape(n) for n in names) + r")(?![\w`])"
+        )
+        return _outside_quotes(
+            sql, lambda part: pattern.sub(lambda m: f"({txn.overlays[m.group(1)]})", part)
+        )
+
+    def _overlay_base(self, relation: str) -> str:
+        if self._txn is not None and relation in self._txn.overlays:
+            return f"({self._txn.overlays[relation]})"
+        return relation
+
+    # -- schemas and tables --------------------------------------------------------------
+    def ensure_schema(self, schema: str) -> None:
+        """Create the dataset if missing. An existing one is only read, so a service account
+        with Data Editor on pre-created datasets (and no project-wide role) suffices."""
+        if schema in self._datasets:
+            return
+        from google.api_core import exceptions
+        from google.cloud import bigquery
+
+        try:
+            self.client.get_dataset(schema)
+        except exceptions.NotFound:
+            dataset = bigquery.Dataset(f"{self.project}.{schema}")
+            dataset.location = self.client.location or DEFAULT_LOCATION
+            if schema == STAGING_DATASET:
+                dataset.default_table_expiration_ms = STAGING_EXPIRATION_DAYS * 86_400_000
+            self._api(lambda: self.client.create_dataset(dataset, exists_ok=True))
+        except exceptions.GoogleAPIError as exc:
+            raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
+        self._datasets.add(schema)
+
+    def create_table_if_missing(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        if self.relation_exists(table):
+            return
+        ddl = ", ".join(f"{name} {_BQ_TYPES[kind]}" for name, kind in columns)
+        self._run(f"create table if not exists {table} ({ddl})", None)
+        self._forget(table)
+
+    def relation_exists(self, relation: str) -> bool:
+        dataset, _, name = relation.rpartition(".")
+        return name in self._tables_of(dataset)
+
+    def _tables_of(self, dataset: str) -> set[str]:
+        if dataset not in self._tables:
+            from google.api_core import exceptions
+
+            try:
+                listed = self.client.list_tables(dataset)
+                self._tables[dataset] = {t.table_id for t in listed}
+            except exceptions.NotFound:
+                return set()
+            except exceptions.GoogleAPIError as exc:
+                raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
+        return self._tables[dataset]
+
+    def _forget(self, relation: str) -> None:
+        """Drop cached metadata of `relation` (after DDL changed it)."""
+        self._tables.pop(relation.rpartition(".")[0], None)
+        self._schemas.pop(relation, None)
+
+    def _schema(self, relation: str) -> list[tuple[str, str]]:
+        if relation not in self._schemas:
+            from google.api_core import exceptions
+
+            try:
+                table = self.client.get_table(relation)
+            except exceptions.NotFound:
+                return []
+            except exceptions.GoogleAPIError as exc:
+                raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
+            self._schemas[relation] = [
+                (f.name, _FIELD_TYPES.get(f.field_type, f.field_type)) for f in table.schema
+            ]
+        return self._schemas[relation]
+
+    def columns(self, relation: str) -> list[str]:
+        return [name for name, _ in self._schema(relation)]
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        names = list(rows[0])
+        types = dict(self._schema(table))
+        missing = [n for n in names if n not in types]
+        if missing:
+            raise WorkFailed(f"{table} has no column(s) {', '.join(missing)}")
+        for batch in iter_chunks(rows, INSERT_BATCH_ROWS):
+            values = [
+                "(" + ", ".join(render_literal(_to_db(r[n]), types[n]) for n in names) + ")"
+                for r in batch
+            ]
+            sql = f"insert into {table} ({', '.join(names)}) values {', '.join(values)}"
+            if self._txn is None:
+                self._run(sql, None)
+                continue
+            self._txn.statements.append(sql)
+            selects = [f"select {v[1:-1]}" for v in values]
+            base = self._overlay_base(table)
+            self._txn.overlays[table] = " union all ".join(
+                [f"select {', '.join(names)} from {base}", *selects]
+            )
+
+    # -- partitions and checksums ----------------------------------------------------------
+    def partition_stats(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, PartitionStats]:
+        rows = self.query(
+            f"select {partition_field}, count(*), {_CHECKSUM_PARTS} from {relation} as t "
+            f"where {partition_field} between $start and $end group by 1 order by 1",
+            {"start": start, "end": end},
+        )
+        return {r[0]: PartitionStats(r[0], int(r[1]), _checksum(r[2], r[3])) for r in rows}
+
+    def partition_rows(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, int]:
+        """Rows per partition from INFORMATION_SCHEMA.PARTITIONS: metadata, no bytes billed."""
+        dataset, _, table = relation.rpartition(".")
+        rows = self.query(
+            f"select partition_id, total_rows from {dataset}.INFORMATION_SCHEMA.PARTITIONS "
+            "where table_name = $t and partition_id between $first and $last and total_rows > 0",
+            {"t": table, "first": f"{start:%Y%m%d}", "last": f"{end:%Y%m%d}"},
+        )
+        out = {}
+        for partition_id, total in rows:
+            if str(partition_id).isdigit() and len(str(partition_id)) == 8:
+                out[datetime.strptime(str(partition_id), "%Y%m%d").date()] = int(total)
+        return out
+
+    def table_checksum(self, relation: str) -> tuple[int, str]:
+        rows = self.query(f"select count(*), {_CHECKSUM_PARTS} from {relation} as t")
+        return (int(rows[0][0]), _checksum(rows[0][1], rows[0][2])) if rows else (0, "0")
+
+    def estimate_rows_read(self, sql: str) -> int | None:
+        """BigQuery estimates bytes, not rows: see `dry_run_bytes`."""
+        del sql
+        return None
+
+    def dry_run_bytes(self, sql: str) -> int | None:
+        """Bytes the query would process (a dry-run job: free, nothing runs or is cached)."""
+        from google.api_core import exceptions
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            dry_run=True, use_query_cache=False, labels=_job_labels(sql, None)
+        )
+        try:
+            job = self.client.query(_translate_types(sql), job_config=config)
+        except exceptions.GoogleAPIError as exc:
+            raise WorkFailed(f"BigQuery dry run failed: {_message(exc)}") from exc
+        total = job.total_bytes_processed
+        return None if total is None else int(total)
+
+    # -- tables the orchestrator writes ----------------------------------------------------
+    def create_table_as(self, relation: str, sql: str) -> None:
+        options = ""
+        if relation.rpartition(".")[0] == STAGING_DATASET:
+            options = (
+                " options (expiration_timestamp = timestamp_add(current_timestamp(), "
+                f"interval {STAGING_EXPIRATION_DAYS} day))"
+            )
+        self._run(f"create or replace table {relation}{options} as (\n{sql}\n)", None)
+        self._forget(relation)
+
+    def copy_range(
+        self, source: str, target: str, partition_field: str, start: date, end: date
+    ) -> int:
+        if not self.relation_exists(target):
+            # Same columns, partitioning and clustering; DDL cannot run inside the script.
+            self._run(f"create table if not exists {target} like {source}", None)
+            self._forget(target)
+        names = ", ".join(self.columns(target))
+        in_range = f"{partition_field} between {_date(start)} and {_date(end)}"
+        statements = [
+            f"delete from {target} where {in_range}",
+            f"insert into {target} ({names}) select {names} from {source} where {in_range}",
+        ]
+        copied = int(self.query(f"select count(*) from {source} where {in_range}")[0][0])
+        if self._txn is None:
+            script = ";\n".join(["BEGIN TRANSACTION", *statements, "COMMIT TRANSACTION"])
+            self._run(script + ";", None)
+            return copied
+        self._txn.statements.extend(statements)
+        self._txn.overlays[target] = (
+            f"select {names} from {self._overlay_base(target)} "
+            f"where {partition_field} is null or not ({in_range}) "
+            f"union all select {names} from {self._overlay_base(source)} where {in_range}"
+        )
+        return copied
+
+    def drop_relation(self, relation: str) -> None:
+        self._api(lambda: self.client.delete_table(relation, not_found_ok=True))
+        self._forget(relation)
+
+    def tag_relation(self, relation: str, labels: Mapping[str, str]) -> None:
+        """Table labels for lineage; inside a transaction, applied once it commits."""
+
+        def apply() -> None:
+            table = self.client.get_table(relation)
+            wanted: dict[str, str | None] = dict.fromkeys(MANAGED_TABLE_LABELS)
+            wanted.update({_label(k): _label(v) for k, v in labels.items()})
+            table.labels = wanted
+            self.client.update_table(table, ["labels"])
+
+        if self._txn is not None:
+            self._txn.after_commit.append(lambda: self._api(apply))
+        else:
+            self._api(apply)
+
+    def export_parquet(self, sql: str, path: str) -> int:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        job = self._run(self._with_overlays(_translate_types(sql)), None)
+        table = job.result().to_arrow(create_bqstorage_client=False)
+        pq.write_table(table, path)
+        return int(table.num_rows)
+
+    def list_relations(self, schema: str) -> list[tuple[str, datetime | None]]:
+        from google.api_core import exceptions
+
+        try:
+            listed = list(self.client.list_tables(schema))
+        except exceptions.NotFound:
+            return []
+        except exceptions.GoogleAPIError as exc:
+            raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
+        return [(f"{schema}.{t.table_id}", _from_db(t.created)) for t in listed]
+
+    def gx_connection(self) -> tuple[str, dict[str, Any]]:
+        """SQLAlchemy URL and engine options for Great Expectations (sqlalchemy-bigquery),
+        reusing this warehouse's client: same project, credentials, endpoint and labels."""
+        if importlib.util.find_spec("sqlalchemy_bigquery") is None:
+            raise WorkFailed(
+                "validating on BigQuery needs the sqlalchemy-bigquery package (Great "
+                "Expectations' BigQuery dialect); it is not installed"
+            )
+        url = f"bigquery://{self.project}?user_supplied_client=True"
+        return url, {"connect_args": {"client": self.client}}
+
+    def _api(self, call: Callable[[], Any]) -> Any:
+        from google.api_core import exceptions
+
+        try:
+            return call()
+        except exceptions.GoogleAPIError as exc:
+            raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
+
+
+# Two exact INT64 sums: the low and high 32-bit halves of each row's fingerprint.
+_FINGERPRINT = "farm_fingerprint(to_json_string(t))"
+_CHECKSUM_PARTS = (
+    f"coalesce(sum({_FINGERPRINT} & 4294967295), 0), "
+    f"coalesce(sum(({_FINGERPRINT} >> 32) & 4294967295), 0)"
+)
+
+
+def _checksum(low: Any, high: Any) -> str:
+    """The sum of the rows' unsigned 64-bit fingerprints, modulo 2^64, as text."""
+    return str((int(high) * 2**32 + int(low)) % 2**64)
+
+
+def translate_params(
+    sql: str, params: Params | None
+) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
+    """`$name` placeholders -> `@name` and typed query parameters (quoted text untouched)."""
+    from google.cloud import bigquery
+
+    if not params:
+        return sql, []
+    used: dict[str, bigquery.ScalarQueryParameter] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise WorkFailed(f"SQL parameter ${name} has no value")
+        value = _to_db(params[name])
+        used[name] = bigquery.ScalarQueryParameter(name, _type_of(value), value)
+        return f"@{name}"
+
+    return _outside_quotes(sql, lambda part: _PARAM.sub(replace, part)), list(used.values())
+
+
+def _inline_params(sql: str, params: Params | None) -> str:
+    """`$name` placeholders -> typed literals, for statements sent inside a script."""
+    if not params:
+        return sql
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise WorkFailed(f"SQL parameter ${name} has no value")
+        value = _to_db(params[name])
+        return render_literal(value, _type_of(value))
+
+    return _outside_quotes(sql, lambda part: _PARAM.sub(replace, part))
+
+
+def render_literal(value: Any, sql_type: str) -> str:
+    """A GoogleSQL literal of `value` as `sql_type` (strings escaped; NULL typed)."""
+    base = sql_type.split("(")[0].upper()
+    if value is None:
+        return f"cast(null as {base})"
+    if base == "STRING":
+        return _string(str(value))
+    if base == "BOOL":
+        return "true" if value else "false"
+    if base == "INT64":
+        return str(int(value))
+    if base == "FLOAT64":
+        number = float(value)
+        text = repr(number) if math.isfinite(number) else str(number)  # nan, inf, -inf
+        return f"cast('{text}' as float64)"
+    if base in {"NUMERIC", "BIGNUMERIC"}:
+        return f"{base.lower()} '{Decimal(str(value))}'"
+    if base == "DATE":
+        return _date(value)
+    if base == "TIMESTAMP":
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return f"timestamp '{moment.isoformat(sep=' ')}+00'"
+    if base == "DATETIME":
+        return f"datetime '{value.isoformat(sep=' ')}'"
+    raise WorkFailed(f"cannot write a {sql_type} literal")
+
+
+def _string(text: str) -> str:
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f"'{escaped}'"
+
+
+def _date(value: date) -> str:
+    day = value.date() if isinstance(value, datetime) else value
+    return f"date '{day.isoformat()}'"
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, Decimal):
+        return "NUMERIC"
+    if isinstance(value, datetime):
+        return "TIMESTAMP"
+    if isinstance(value, date):
+        return "DATE"
+    return "STRING"
+
+
+def _to_db(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)  # every orchestrator time is naive UTC
+    return value
+
+
+def _from_db(value: Any) -> Any:
+    """Aware UTC timestamps come back naive, like DuckDB's TIMESTAMP (all audit times are UTC)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _translate_types(sql: str) -> str:
+    """The few DuckDB spellings the shared SQL uses that GoogleSQL spells differently."""
+    return _outside_quotes(sql, lambda part: _VARCHAR_CAST.sub("as string", part))
+
+
+def _outside_quotes(sql: str, change: Callable[[str], str]) -> str:
+    """Apply `change` to the parts of `sql` outside string literals, quoted names and comments."""
+    out: list[str] = []
+    plain: list[str] = []
+    i = 0
+    while i < len(sql):
+        char = sql[i]
+        if char in "'\"`":
+            end = i + 1
+            while end < len(sql) and sql[end] != char:
+                end += 2 if sql[end] == "\\" else 1
+            out.append(change("".join(plain)))
+            plain = []
+            out.append(sql[i : end + 1])
+            i = end + 1
+        elif sql.startswith("--", i) or char == "#":
+            end = sql.find("\n", i)
+            end = len(sql) if end < 0 else end
+            out.append(change("".join(plain)))
+            plain = []
+            out.append(sql[i:end])
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = len(sql) if end < 0 else end + 2
+            out.append(change("".join(plain)))
+            plain = []
+            out.append(sql[i:end])
+            i = end
+        else:
+            plain.append(char)
+            i += 1
+    out.append(change("".join(plain)))
+    return "".join(out)
+
+
+def _mentions(sql: str, relation: str) -> bool:
+    return bool(re.search(r"(?<![\w.`])" + re.escape(relation) + r"(?![\w`])", sql))
+
+
+def _job_labels(sql: str, params: Params | None) -> dict[str, str]:
+    """The orchestrator's job labels, plus `backfill_id` when the job names exactly one."""
+    labels = dict(JOB_LABELS)
+    text = sql + " " + " ".join(str(v) for v in (params or {}).values())
+    found = set(_BACKFILL_ID.findall(text))
+    if len(found) == 1:
+        labels["backfill_id"] = found.pop()
+    return labels
+
+
+def _label(value: str) -> str:
+    """A valid BigQuery label key or value: lower case letters, digits, `_` and `-`, ≤ 63."""
+    return _LABEL_BAD.sub("_", str(value).lower())[:63]
+
+
+def _message(exc: Exception) -> str:
+    """One line of a Google API error (its first message, without the job dump)."""
+    message = getattr(exc, "message", None) or str(exc)
+    return " ".join(str(message).split("\n\nLocation:")[0].split())

@@ -20,16 +20,28 @@ POINTS = (
     "after_publish",
 )
 _reached: Counter[str] = Counter()
+_counting_for = ""  # the BACKFILL_FAULT value that `_reached` counts for
 
 
 class InjectedFault(RuntimeError):
     pass
 
 
+def reset() -> None:
+    """Start counting afresh (for callers that run several commands in one process)."""
+    global _counting_for
+    _reached.clear()
+    _counting_for = ""
+
+
 def fault_point(name: str) -> None:
     spec = os.environ.get("BACKFILL_FAULT")
     if not spec:
         return
+    global _counting_for
+    if spec != _counting_for:  # a new fault: counts of an earlier one must not carry over
+        reset()
+        _counting_for = spec
     target, _, mode = spec.partition(":")
     point, _, nth = target.partition("@")
     if point != name:

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from orchestrator.errors import WorkFailed
+from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.warehouse.base import Params, PartitionStats, quote_literal
 
 __all__ = ["DuckDBWarehouse", "PartitionStats", "connect", "default_path", "partition_stats"]
@@ -37,7 +37,17 @@ def default_path() -> Path:
 
 
 def wait_seconds() -> float:
-    return float(os.environ.get("BACKFILL_DUCKDB_WAIT_SECONDS", "10"))
+    """`$BACKFILL_DUCKDB_WAIT_SECONDS` (default 10): how long to wait for a busy file."""
+    raw = os.environ.get("BACKFILL_DUCKDB_WAIT_SECONDS", "").strip()
+    if not raw:
+        return 10.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also refuses nan, which would wait forever
+        raise BadInput(f"BACKFILL_DUCKDB_WAIT_SECONDS must be a number of seconds, got {raw!r}")
+    return seconds
 
 
 def open_file(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -187,6 +197,16 @@ class DuckDBWarehouse:
     ) -> dict[date, PartitionStats]:
         return partition_stats(self.con, relation, partition_field, start, end)
 
+    def partition_rows(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[date, int]:
+        rows = self.con.execute(
+            f"select {partition_field}, count(*) from {relation} "
+            f"where {partition_field} between $start and $end group by 1",
+            {"start": start, "end": end},
+        ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
+
     def table_checksum(self, relation: str) -> tuple[int, str]:
         row = self.con.execute(
             f"select count(*), coalesce(sum(hash(t)::hugeint), 0)::varchar from {relation} as t"
@@ -195,12 +215,22 @@ class DuckDBWarehouse:
 
     def estimate_rows_read(self, sql: str) -> int | None:
         """Sum of the optimizer's estimated cardinalities of every table scan in the plan."""
-        plan = self.con.execute(f"explain (format json) {sql}").fetchall()
+        try:
+            plan = self.con.execute(f"explain (format json) {sql}").fetchall()
+        except duckdb.Error as exc:  # e.g. a column the model reads no longer exists
+            raise WorkFailed(
+                f"the compiled SQL does not run on DuckDB: {_first_line(exc)}"
+            ) from exc
         total = 0
         for _, text in plan:
             for node in json.loads(text):
                 total += _scan_estimate(node)
         return total
+
+    def dry_run_bytes(self, sql: str) -> int | None:
+        """DuckDB does not bill by bytes scanned; `estimate_rows_read` is its estimate."""
+        del sql
+        return None
 
     def create_table_as(self, relation: str, sql: str) -> None:
         self.con.execute(f"create or replace table {relation} as {sql}")
@@ -227,7 +257,10 @@ class DuckDBWarehouse:
         self.con.execute(f"comment on table {relation} is {quote_literal(text)}")
 
     def export_parquet(self, sql: str, path: str) -> int:
-        self.con.execute(f"copy ({sql}) to {quote_literal(path)} (format parquet)")
+        try:
+            self.con.execute(f"copy ({sql}) to {quote_literal(path)} (format parquet)")
+        except duckdb.IOException as exc:  # e.g. a directory this user may not write
+            raise WorkFailed(f"cannot write {path}: {_first_line(exc)}") from exc
         row = self.con.execute(
             f"select count(*) from read_parquet({quote_literal(path)})"
         ).fetchone()
@@ -256,6 +289,12 @@ def _scan_estimate(node: Mapping[str, Any]) -> int:
     for child in node.get("children", []):
         total += _scan_estimate(child)
     return total
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB's message without the SQL excerpt and caret lines it appends."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _to_db(value: Any) -> Any:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -207,7 +209,27 @@ _sources: dict[str, _Source] = {}
 _context: Any = None
 
 
+_import_thread: threading.Thread | None = None
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations on a thread, so the seconds its import takes
+    overlap the first chunk's backup and build (DuckDB releases the GIL while it works).
+    Call it once dbt is imported: two threads importing the same modules could deadlock."""
+    global _import_thread
+    if _import_thread is None and "great_expectations" not in sys.modules:
+        _import_thread = threading.Thread(target=_import_gx, name="import-gx", daemon=True)
+        _import_thread.start()
+
+
+def _import_gx() -> None:
+    with contextlib.suppress(Exception):  # the import on first use raises it properly
+        import great_expectations  # noqa: F401
+
+
 def _gx() -> Any:
+    if _import_thread is not None:
+        _import_thread.join()
     import great_expectations as gx
 
     return gx

@@ -5,6 +5,10 @@ partitions and writes the chunk's audit rows, so a chunk is either fully publish
 and recorded or not at all. Every step records its state before the next one starts,
 so a crash anywhere resumes by redoing the chunk from its backup step: the backup is
 taken from production, which an unpublished chunk never changed.
+
+A chunk is built where the warehouse keeps relations that live only while the command
+runs (`transient_relation`: in memory on DuckDB, the staging dataset on BigQuery). It is
+copied to its named staging relation only when validation fails, to be inspected.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
     pf = policy.partition_field
     staging = staging_relation(model, backfill_id, chunk_no)
+    building = wh.transient_relation(staging)
     backup = backup_relation(model, backfill_id)
     for schema in (STAGING_SCHEMA, BACKUP_SCHEMA):
         wh.ensure_schema(schema)
@@ -91,8 +96,8 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     fault_point("after_backup")
     clock.lap("backup")
 
-    wh.create_table_as(staging, sql)
-    staged_rows = int(wh.query(f"select count(*) from {staging}")[0][0])
+    wh.create_table_as(building, sql)
+    staged_rows = int(wh.query(f"select count(*) from {building}")[0][0])
     audit.record_chunk(
         backfill_id,
         chunk,
@@ -104,8 +109,11 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     fault_point("after_stage")
     clock.lap("stage")
 
-    results = validate_chunk(wh, staging, relation, policy, start, end)
+    results = validate_chunk(wh, building, relation, policy, start, end)
     failures = [r for r in results if not r.passed]
+    if failures and building != staging:  # keep the rejected rows for inspection
+        wh.create_table_as(staging, f"select * from {building}")
+        wh.drop_relation(building)
     with wh.transaction():
         audit.record_validation(backfill_id, model, chunk_no, [r.as_dict() for r in results])
         state = "failed_validation" if failures else "validated"
@@ -129,7 +137,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     clock.lap("validate")
 
     with wh.transaction():  # the swap and all its records commit together
-        wh.copy_range(staging, relation, pf, start, end)
+        wh.copy_range(building, relation, pf, start, end)
         after = wh.partition_stats(relation, pf, start, end)
         rows_after, checksum_after = _summary(after)
         audit.record_partitions(backfill_id, model, chunk_no, "after", _rows(after))
@@ -158,7 +166,9 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
         fault_point("inside_publish")
     fault_point("after_publish")
     clock.lap("publish")
-    wh.drop_relation(staging)
+    wh.drop_relation(building)
+    if building != staging:  # rows kept by an earlier attempt that failed validation
+        wh.drop_relation(staging)
     clock.lap("cleanup")
     return ChunkOutcome(model, chunk_no, rows_before, rows_after, clock.laps)
 

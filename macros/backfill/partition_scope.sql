@@ -70,18 +70,38 @@
 
 
 {#-
-    A boolean SQL predicate restricting `column` (a DATE) to the scope.
+    A boolean SQL predicate restricting `column` to the scope's days.
     `days_after` widens the upper bound, for sources whose rows of a partition can fall on
     the following day (a trip requested before midnight that completes after it).
+    `column_type` 'timestamp' compares a raw timestamp column with the days' bounds
+    (half-open) instead of casting it to a date: a filter on a stored column is what
+    DuckDB's zone maps (min/max per row group) can prune with, so a chunk's scan of a
+    large source skips the row groups outside its days.
 -#}
-{% macro partition_filter(column, scope, days_after=0) %}
+{% macro partition_filter(column, scope, days_after=0, column_type='date') %}
+    {%- if column_type not in ('date', 'timestamp') -%}
+        {%- do exceptions.raise_compiler_error(
+            "partition_filter: column_type must be 'date' or 'timestamp', got " ~ column_type
+        ) -%}
+    {%- endif -%}
     {%- set conditions = [] -%}
     {%- if scope.start_sql is not none -%}
-        {%- do conditions.append(column ~ ' >= ' ~ scope.start_sql) -%}
+        {%- if column_type == 'timestamp' -%}
+            {%- do conditions.append(column ~ ' >= cast(' ~ scope.start_sql ~ ' as timestamp)') -%}
+        {%- else -%}
+            {%- do conditions.append(column ~ ' >= ' ~ scope.start_sql) -%}
+        {%- endif -%}
     {%- endif -%}
     {%- if scope.end is not none -%}
         {%- set end = scope.end + modules.datetime.timedelta(days=days_after) -%}
-        {%- do conditions.append(column ~ ' <= ' ~ backfill_date_literal(end)) -%}
+        {%- if column_type == 'timestamp' -%}
+            {%- set after_end = end + modules.datetime.timedelta(days=1) -%}
+            {%- do conditions.append(
+                column ~ ' < cast(' ~ backfill_date_literal(after_end) ~ ' as timestamp)'
+            ) -%}
+        {%- else -%}
+            {%- do conditions.append(column ~ ' <= ' ~ backfill_date_literal(end)) -%}
+        {%- endif -%}
     {%- endif -%}
     {{- return(conditions | join(' and ') if conditions else 'true') -}}
 {% endmacro %}

@@ -72,6 +72,11 @@ class Warehouse(Protocol):
 
     def create_table_as(self, relation: str, sql: str) -> None: ...
 
+    def transient_relation(self, relation: str) -> str:
+        """The name under which to build `relation` when it is needed only while this
+        command runs (e.g. in memory); the name itself where the warehouse has no such place."""
+        ...
+
     def copy_range(
         self, source: str, target: str, partition_field: str, start: date, end: date
     ) -> int:

@@ -380,6 +380,10 @@ class BigQueryWarehouse:
         return None if total is None else int(total)
 
     # -- tables the orchestrator writes ----------------------------------------------------
+    def transient_relation(self, relation: str) -> str:
+        """Staged chunks stay in the staging dataset, whose tables expire by themselves."""
+        return relation
+
     def create_table_as(self, relation: str, sql: str) -> None:
         options = ""
         if relation.rpartition(".")[0] == STAGING_DATASET:

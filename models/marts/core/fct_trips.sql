@@ -19,7 +19,7 @@ with
 trip_events as (
 
     select * from {{ ref('stg_rides__trip_events') }}
-    where {{ partition_filter('event_date', scope, days_after=1) }}
+    where {{ partition_filter('event_at', scope, days_after=1, column_type='timestamp') }}
 
 ),
 

@@ -44,12 +44,12 @@ deduplicated as (
 
     select * from renamed
     -- A re-delivered event keeps its event_id and event_at: the latest batch wins.
-    -- Partitioning by the event_date column (computed in `renamed`, below the window)
-    -- lets DuckDB push a fact's filter on event_date below the deduplication, down to
-    -- the bronze scan; re-deliveries share event_at, so this equals partitioning by
-    -- event_id alone.
+    -- Partitioning by event_at as well (re-deliveries share it, so this equals
+    -- partitioning by event_id alone) lets DuckDB push a fact's filter on event_at below
+    -- the deduplication, down to the bronze scan, where zone maps skip the row groups
+    -- outside the range: a chunk of a backfill reads its days, not the whole table.
     qualify row_number() over (
-        partition by event_date, event_id
+        partition by event_at, event_id
         order by _batch_id desc
     ) = 1
 

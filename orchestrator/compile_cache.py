@@ -71,6 +71,13 @@ class CompileCache:
             {"unique_id": entry.unique_id, "sql": entry.sql, "invocation_id": entry.invocation_id},
         )
 
+    def data_tests(self, model: str) -> list[dict[str, str]] | None:
+        data = self._read(self._path(_compile_id(model, {"data_tests": True})))
+        return data if isinstance(data, list) else None
+
+    def store_data_tests(self, model: str, tests: list[dict[str, str]]) -> None:
+        self._write(self._path(_compile_id(model, {"data_tests": True})), tests)
+
     def _path(self, name: str) -> Path:
         return self.directory / self.key / f"{name}.json"
 

@@ -12,6 +12,24 @@ from orchestrator.policy import BackfillPolicy, policy_from_meta
 
 
 @dataclass(frozen=True)
+class DataTest:
+    """A dbt data test attached to a model (unique, not_null, relationships, ...)."""
+
+    unique_id: str
+    name: str
+    severity: str  # ERROR or WARN, as dbt's config says
+
+
+@dataclass(frozen=True)
+class CompiledDataTest:
+    """A dbt data test of the model, compiled by dbt against the production relation."""
+
+    name: str
+    severity: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class Model:
     unique_id: str
     name: str
@@ -20,6 +38,7 @@ class Model:
     meta: dict[str, Any]
     parents: tuple[str, ...]
     original_file_path: str
+    relation_name: str = ""  # as dbt renders it in SQL, e.g. "db"."marts"."fct_trips"
 
     @property
     def is_incremental(self) -> bool:
@@ -60,6 +79,19 @@ class Manifest:
             meta=dict(node["config"].get("meta") or node.get("meta") or {}),
             parents=tuple(node["depends_on"]["nodes"]),
             original_file_path=str(node["original_file_path"]),
+            relation_name=str(node.get("relation_name") or ""),
+        )
+
+    def data_tests(self, name: str) -> list[DataTest]:
+        """The data tests attached to a model (not its unit tests), by name."""
+        uid = self.model(name).unique_id
+        return sorted(
+            (
+                DataTest(tid, str(node["name"]), str(node["config"].get("severity", "ERROR")))
+                for tid, node in self.nodes.items()
+                if node["resource_type"] == "test" and node.get("attached_node") == uid
+            ),
+            key=lambda t: t.name,
         )
 
     def relation_of(self, uid: str) -> str:

@@ -4,7 +4,9 @@ Default checks for every backfillable model: rows inside the chunk's range, part
 key and primary key not null, primary key unique (one column or a compound key), row
 count per partition within a tolerance of the current partition (skipped where the
 partition is empty now), null rate per column not above the current one by more than a
-margin; plus the value ranges and accepted values of `meta.backfill.checks`.
+margin; plus the value ranges and accepted values of `meta.backfill.checks`; plus the
+model's own dbt data tests (as dbt compiled them, aimed at the staged relation instead of
+production: a test failing on the chunk's rows fails the chunk, unless its severity is warn).
 
 The row-level checks (not null, unique, ranges, accepted values, null rates) are Great
 Expectations expectations, run as one suite on the staged table by `orchestrator.gx_suite`
@@ -17,11 +19,13 @@ expectation's `mostly`; both come from one grouped query over production.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
 from orchestrator.gx_suite import Expect, Outcome, run_suite
+from orchestrator.manifest import CompiledDataTest
 from orchestrator.policy import BackfillPolicy
 from orchestrator.warehouse.base import Warehouse
 
@@ -75,6 +79,8 @@ def validate_chunk(
     policy: BackfillPolicy,
     start: date,
     end: date,
+    data_tests: Sequence[CompiledDataTest] = (),
+    relation_name: str = "",
 ) -> list[CheckResult]:
     """Every check's result (passed or not), in a stable order.
 
@@ -143,7 +149,41 @@ def validate_chunk(
     results[after_keys:after_keys] = _row_counts(
         wh, staging, pf, policy.row_count_tolerance, old_rows
     )
-    return results
+    return results + [_data_test(wh, staging, relation_name, t) for t in data_tests]
+
+
+def _data_test(
+    wh: Warehouse, staging: str, relation_name: str, test: CompiledDataTest
+) -> CheckResult:
+    """Run one dbt data test on the staged rows: the number of rows it returns must be 0."""
+    check, expected = f"dbt test {test.name}", "0 failing rows"
+    sql = _aimed_at(test.sql, relation_name, staging)
+    if sql is None:
+        observed = "could not evaluate: the compiled test does not read the model's relation"
+        return CheckResult(check, "all", observed, expected, False)
+    try:
+        failing = int(wh.query(f"select count(*) from ({sql}) as dbt_test")[0][0])
+    except Exception as exc:  # a test that cannot run on the staged rows fails the chunk
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return CheckResult(check, "all", f"could not evaluate: {first}", expected, False)
+    warn_only = test.severity.upper() == "WARN"
+    observed = f"{failing} failing rows" + (" (severity warn)" if failing and warn_only else "")
+    return CheckResult(check, "all", observed, expected, failing == 0 or warn_only)
+
+
+def _aimed_at(sql: str, relation_name: str, staging: str) -> str | None:
+    """The test's SQL reading `staging` where it read the model: dbt renders the model as
+    its full relation name, or without the database where that is the default (DuckDB)."""
+    if not relation_name:
+        return None
+    renderings = [relation_name]
+    parts = relation_name.split(".")
+    if len(parts) == 3:
+        renderings.append(".".join(parts[1:]))
+    for rendering in renderings:
+        if rendering in sql:
+            return sql.replace(rendering, staging)
+    return None
 
 
 def _range_name(column: str, low: float | None, high: float | None) -> str:

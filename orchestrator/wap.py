@@ -23,7 +23,7 @@ from orchestrator.audit import AuditStore, PlanRecord
 from orchestrator.errors import ValidationFailed
 from orchestrator.faults import fault_point
 from orchestrator.lineage import record_lineage
-from orchestrator.manifest import Model
+from orchestrator.manifest import CompiledDataTest, Model
 from orchestrator.validate import validate_chunk
 from orchestrator.versions import record_deltas, version_for
 from orchestrator.warehouse.base import PartitionStats
@@ -59,6 +59,7 @@ class ChunkWork:
     model: Model
     inputs: list[dict[str, str | None]]
     invocation_id: str
+    data_tests: tuple[CompiledDataTest, ...] = ()
 
 
 def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
@@ -109,7 +110,9 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     fault_point("after_stage")
     clock.lap("stage")
 
-    results = validate_chunk(wh, building, relation, policy, start, end)
+    results = validate_chunk(
+        wh, building, relation, policy, start, end, work.data_tests, work.model.relation_name
+    )
     failures = [r for r in results if not r.passed]
     if failures and building != staging:  # keep the rejected rows for inspection
         wh.create_table_as(staging, f"select * from {building}")

@@ -428,6 +428,7 @@ def run(
         outputs=relations["outputs"],
         sql=compiled[0].sql if compiled else None,
     )
+    released = False  # set by the except and else branches below, which release the locks
     try:
         current = audit.current(plan.backfill_id) or {}
         audit.log(
@@ -497,7 +498,14 @@ def run(
             status = "failed_validation"
         elif not isinstance(exc, BackfillError):
             message = " ".join(f"{type(exc).__name__}: {exc}".split())
-        audit.log(plan, status, error=message, dry_run=False)
+        # The warehouse that failed (a full disk in the publish commit) may refuse these
+        # writes too: a second error must not hide the first behind a traceback.
+        notes, unrecorded = [], None
+        try:
+            audit.log(plan, status, error=message, dry_run=False)
+        except Exception as log_exc:
+            unrecorded = _first_line(log_exc)
+            notes.append(f"the failure could not be recorded: {unrecorded}")
         emitter.fail(
             run_id=run_id,
             job_name=f"backfill.{plan.model}",
@@ -506,15 +514,51 @@ def run(
             end=plan.end,
             error=message,
         )
+        released, unreleased = True, _release_locks(locks, models, plan.backfill_id, who)
+        if unreleased:
+            name, why = unreleased
+            why = "the same error" if why == unrecorded else why
+            notes.append(f"the lock on {name} is left ({why}); a resume of this plan takes it over")
+        if notes:
+            if not isinstance(exc, BackfillError):
+                message = f"backfill {plan.backfill_id} failed: {message}"
+            raise WorkFailed("; ".join([message, *notes])) from exc
         if isinstance(exc, BackfillError):
             raise
         raise WorkFailed(f"backfill {plan.backfill_id} failed: {message}") from exc
+    else:
+        released, unreleased = True, _release_locks(locks, models, plan.backfill_id, who)
+        if unreleased:
+            name, why = unreleased
+            raise WorkFailed(
+                f"backfill {plan.backfill_id} succeeded, but its lock on {name} could not be "
+                f"released ({why}): clear it with `backfill unlock {name} --requested-by NAME`"
+            )
     finally:
-        for name in models:
-            locks.release(name, plan.backfill_id, who)
+        if not released:  # interrupted (KeyboardInterrupt, SystemExit): still let go
+            _release_locks(locks, models, plan.backfill_id, who)
         emitter.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _release_locks(
+    locks: Locks, models: list[str], backfill_id: str, who: str
+) -> tuple[str, str] | None:
+    """Release every lock of the run; None, or the first model left locked and why."""
+    left = None
+    for name in models:
+        try:
+            locks.release(name, backfill_id, who)
+        except Exception as exc:
+            left = left or (name, _first_line(exc))
+    return left
+
+
+def _first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, whitespace collapsed."""
+    lines = str(exc).strip().splitlines()
+    return " ".join(f"{type(exc).__name__}: {lines[0] if lines else ''}".split()).rstrip(":")
 
 
 def _lineage_emitter(ctx: Context) -> LineageEmitter:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from orchestrator import backfills, render
-from orchestrator.context import Context
+from orchestrator.context import Context, check_target
 from orchestrator.errors import BackfillError, ValidationFailed
 from orchestrator.options import common, execute, requested_by
 
@@ -52,6 +52,7 @@ def library(project_dir: Path, target: str | None) -> Iterator[Context]:
     """One Context per command; library errors become CLI errors."""
     ctx = Context(project_dir, target)
     try:
+        check_target(target)  # before anything is parsed or opened
         yield ctx
     except ValidationFailed as exc:
         for failure in exc.failures:
@@ -149,7 +150,12 @@ def plan(
     Example:
         backfill plan fct_trips --start 2024-02-01 --end 2024-02-07 --reason "fare fix"
     """
+    from orchestrator.plan import check_chunk_days, check_identifier
+
     with library(project_dir, target) as ctx:
+        if chunk_days is not None:  # bounded by the model's max_days (this needs its policy)
+            policy = ctx.dbt.manifest().model(check_identifier(model)).policy()
+            check_chunk_days(chunk_days, policy.max_days)
         record = backfills.create_plan(
             ctx,
             model,
@@ -255,7 +261,10 @@ def approve(
     Example:
         backfill approve bf_0123456789ab --approver bob --comment "checked the dry run"
     """
+    from orchestrator.plan import check_reason
+
     with library(project_dir, target) as ctx:
+        check_reason(comment, "comment")  # refused as a comment, not as a "reason"
         result = backfills.approve(ctx, plan_id, approver, comment)
     if as_json:
         render.as_json(result)
@@ -357,7 +366,7 @@ def status(plan_id: str | None, project_dir: Path, target: str | None, as_json: 
         backfill status bf_0123456789ab
     """
     with library(project_dir, target) as ctx:
-        rows = backfills.status(ctx, plan_id)
+        rows = _interrupted(ctx, backfills.status(ctx, plan_id))
     if as_json:
         render.as_json(rows if plan_id is None else rows[0])
         return
@@ -409,11 +418,30 @@ def history(
         backfill history --model fct_trips
     """
     with library(project_dir, target) as ctx:
-        rows = backfills.history(ctx, model, limit)
+        rows = _interrupted(ctx, backfills.history(ctx, model, limit))
     if as_json:
         render.as_json(rows)
         return
     _history_table(rows)
+
+
+def _interrupted(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show a `running` backfill whose process is gone as `interrupted`.
+
+    A run holds its model's lock from before it logs `running` until after it logs how it
+    ended; a `running` backfill without its lock, or whose lock is stale (its process is gone
+    from this host), was killed. Display only: the audit log keeps `running`, and resuming
+    the plan (`backfill run PLAN --execute`) continues it.
+    """
+    from orchestrator.lock import Locks
+
+    locks = Locks(ctx.audit)
+    for row in rows:
+        if row.get("status") == "running":
+            lock = locks.get(str(row["model"]))
+            if lock is None or lock.backfill_id != row["backfill_id"] or lock.is_stale:
+                row["status"] = "interrupted"
+    return rows
 
 
 def _history_table(rows: list[dict[str, Any]]) -> None:

@@ -19,23 +19,56 @@ from orchestrator.warehouse.base import Warehouse
 PROJECT_FILES = ("models", "macros", "snapshots", "seeds", "tests/dbt", "dbt_project.yml")
 
 
+TARGETS = ("duckdb", "bigquery")
+
+
+def check_target(target: str | None) -> str:
+    """The dbt target, which names the warehouse type: refused before anything is parsed."""
+    name = target or os.environ.get("DBT_TARGET", "duckdb")
+    if name not in TARGETS:
+        raise BadInput(
+            f"target {name!r} is not supported by the orchestrator (use duckdb or bigquery)"
+        )
+    return name
+
+
+def check_project_dir(project_dir: Path) -> Path:
+    """A dbt project directory: one that holds dbt_project.yml."""
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise BadInput(
+            f"project directory {str(project_dir)!r} has no dbt_project.yml; "
+            "pass --project-dir with the dbt project"
+        )
+    return project_dir
+
+
 def open_warehouse(target: str | None) -> Warehouse:
     """The warehouse behind a dbt target (the profile's target names are the warehouse types)."""
-    name = target or os.environ.get("DBT_TARGET", "duckdb")
+    name = check_target(target)
     if name == "duckdb":
         from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse()
-    if name == "bigquery":
-        from orchestrator.warehouse.bigquery import BigQueryWarehouse
+    from orchestrator.warehouse.bigquery import BigQueryWarehouse
 
-        return BigQueryWarehouse()
-    raise BadInput(f"target {name!r} is not supported by the orchestrator (use duckdb or bigquery)")
+    return BigQueryWarehouse()
 
 
 def operator(requested_by: str | None) -> str:
-    """Who is acting: --requested-by, else $BACKFILL_OPERATOR, else the OS user."""
-    name = requested_by or os.environ.get("BACKFILL_OPERATOR") or getpass.getuser()
+    """Who is acting: --requested-by, else $BACKFILL_OPERATOR, else the OS user.
+
+    An explicit name is checked as given: `--requested-by ""` is refused, not replaced.
+    """
+    if requested_by is not None:
+        return check_person(requested_by, "operator name")
+    name = os.environ.get("BACKFILL_OPERATOR")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+            raise BadInput(
+                "cannot tell who is acting: pass --requested-by NAME or set BACKFILL_OPERATOR"
+            ) from None
     return check_person(name, "operator name")
 
 
@@ -95,7 +128,8 @@ class Context:
     @property
     def dbt(self) -> Dbt:
         if self._dbt is None:
-            self._dbt = Dbt(self.project_dir, self.target)
+            check_target(self.target)  # a bad target is bad input, not a dbt parse failure
+            self._dbt = Dbt(check_project_dir(self.project_dir), self.target)
         return self._dbt
 
     def close(self) -> None:

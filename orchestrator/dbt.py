@@ -6,17 +6,22 @@ compiles a model in ~0.1-0.3 s, so a plan compiles every chunk in one process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import WorkFailed
+from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.manifest import Manifest
 
-_PARSED: dict[tuple[str, str | None, str], Any] = {}
+# Parsed manifests by (project dir, target, project hash, warehouse key): see _warehouse_key.
+_PARSED: dict[tuple[str, str | None, str, str], Any] = {}
+_ENV_VAR = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+_WAREHOUSE_KEYS: dict[tuple[str, str, str | None, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -40,13 +45,18 @@ class Dbt:
         )
         self.log_path = self.target_path / "logs"
         self._manifest: Manifest | None = None
-        self._parse_key: tuple[str, str | None, str] | None = None
+        self._project_hash: str | None = None
 
     @property
     def profiles_dir(self) -> Path:
         """profiles.yml beside the project, else a copy of profiles.yml.example (no manual step)."""
         if (self.project_dir / "profiles.yml").exists():
             return self.project_dir
+        if not (self.project_dir / "profiles.yml.example").is_file():
+            raise BadInput(
+                f"project directory {str(self.project_dir)!r} has neither profiles.yml nor "
+                "profiles.yml.example"
+            )
         fallback = self.target_path / "profiles"
         fallback.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.project_dir / "profiles.yml.example", fallback / "profiles.yml")
@@ -90,14 +100,14 @@ class Dbt:
         return result
 
     def _manifest_object(self) -> Any:
-        """Parse the project once per process and per version of its files."""
+        """Parse the project once per process, version of its files and warehouse."""
         from dbt.cli.main import dbtRunner
 
         from orchestrator.context import project_hash
 
-        if self._parse_key is None:
-            self._parse_key = (str(self.project_dir), self.target, project_hash(self.project_dir))
-        key = self._parse_key
+        if self._project_hash is None:
+            self._project_hash = project_hash(self.project_dir)
+        key = (str(self.project_dir), self.target, self._project_hash, self._warehouse_key())
         if key not in _PARSED:
             result = dbtRunner().invoke(self._args(["parse"]))
             if not result.success:
@@ -106,6 +116,59 @@ class Dbt:
                 )
             _PARSED[key] = result.result
         return _PARSED[key]
+
+    def _warehouse_key(self) -> str:
+        """What of the warehouse a parsed manifest depends on, as a short hash.
+
+        dbt writes the target's database into every node when it parses; on DuckDB that is
+        the catalog dbt-duckdb names after the file (`/tmp/a/warehouse.duckdb` -> `warehouse`).
+        A manifest parsed for one file and reused on a file of another name fails `dbt run`
+        with `Catalog "..." does not exist`. The key is the profile's target as dbt renders
+        it, with the DuckDB path reduced to that catalog name: files of the same name share a
+        parse (~3 s), files of other names get their own. Should the profile not render here,
+        the key is its text with the value of every env var it reads (never too coarse).
+        """
+        project = (self.project_dir / "dbt_project.yml").read_text()
+        text = (self.profiles_dir / "profiles.yml").read_text()
+        names = sorted(set(_ENV_VAR.findall(text)))
+        env = json.dumps({name: os.environ.get(name) for name in names})
+        inputs = (project, text, self.target, env)  # all the rendering reads (~15 ms)
+        if inputs not in _WAREHOUSE_KEYS:
+            try:
+                resolved: Any = self._rendered_target(project, text)
+            except Exception:  # dbt reports a broken profile itself when it parses
+                resolved = list(inputs)
+            payload = json.dumps(resolved, sort_keys=True, default=str)
+            _WAREHOUSE_KEYS[inputs] = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return _WAREHOUSE_KEYS[inputs]
+
+    def _rendered_target(self, project_text: str, profiles_text: str) -> list[Any]:
+        """[target name, its output as rendered], the DuckDB path replaced by its catalog."""
+        import jinja2
+        import yaml  # type: ignore[import-untyped]  # PyYAML, a dependency of dbt-core
+
+        profile = yaml.safe_load(profiles_text)[yaml.safe_load(project_text)["profile"]]
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+        env.globals["env_var"] = _env_var
+        env.filters.update({f: _same for f in ("as_bool", "as_native", "as_number", "as_text")})
+
+        def render(value: Any) -> Any:
+            if isinstance(value, str):
+                return env.from_string(value).render()
+            if isinstance(value, dict):
+                return {k: render(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [render(v) for v in value]
+            return value
+
+        name = self.target or render(profile.get("target", "default"))
+        output = render(profile["outputs"][name])
+        if output.get("type") == "duckdb":
+            from dbt.adapters.duckdb.credentials import DuckDBCredentials
+
+            path = output.pop("path", None)
+            output.setdefault("database", DuckDBCredentials.path_derived_database_name(path))
+        return [name, output]
 
     def release_warehouse(self) -> None:
         """Let go of the DuckDB file dbt-duckdb keeps open in this process after a command.
@@ -153,6 +216,18 @@ class Dbt:
         if dbt_vars:
             command += ["--vars", json.dumps(dbt_vars)]
         self.invoke(command)
+
+
+def _env_var(name: str, default: str | None = None) -> str:
+    """dbt's `env_var()` for rendering the profile: the variable, else the default."""
+    value = os.environ.get(name, default)
+    if value is None:
+        raise KeyError(name)
+    return value
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _invocation_id(result: Any) -> str:

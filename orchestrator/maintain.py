@@ -17,6 +17,8 @@ from orchestrator.context import Context, operator
 from orchestrator.errors import BadInput
 from orchestrator.wap import BACKUP_SCHEMA, STAGING_SCHEMA
 
+MAX_KEEP_DAYS = 36500  # a century; more would overflow the cutoff date
+
 
 @dataclass(frozen=True)
 class Expiry:
@@ -29,6 +31,8 @@ def maintain(
 ) -> list[Expiry]:
     if keep_days < 0:
         raise BadInput(f"keep days must be 0 or more, not {keep_days}")
+    if keep_days > MAX_KEEP_DAYS:
+        raise BadInput(f"keep days must be at most {MAX_KEEP_DAYS}, not {keep_days}")
     who = operator(requested_by)
     audit, wh = ctx.audit, ctx.warehouse
     if not audit.exists():

@@ -15,10 +15,11 @@ from typing import Any
 from orchestrator.errors import BadInput
 from orchestrator.policy import BackfillPolicy
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.v[0-9]+)?$")
-PERSON = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
-ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # \d admits non-ASCII digits
-PLAN_ID = re.compile(r"^bf_[0-9a-f]{12}$")
+# Matched with `fullmatch`: `$` would also match before a trailing newline.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.v[0-9]+)?")
+PERSON = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # \d admits non-ASCII digits
+PLAN_ID = re.compile(r"bf_[0-9a-f]{12}")
 MAX_REASON = 500
 
 
@@ -41,7 +42,7 @@ class Chunk:
 
 def parse_date(value: str, label: str) -> date:
     """Strict ISO date: `2024-1-1` and `2024-02-30` are refused with a one-line reason."""
-    if not ISO_DATE.match(value or ""):
+    if not ISO_DATE.fullmatch(value or ""):
         raise BadInput(f"{label} date {value!r} is not an ISO date (YYYY-MM-DD)")
     try:
         return date.fromisoformat(value)
@@ -50,13 +51,13 @@ def parse_date(value: str, label: str) -> date:
 
 
 def check_identifier(value: str, label: str = "model name") -> str:
-    if not IDENTIFIER.match(value or ""):
+    if not IDENTIFIER.fullmatch(value or ""):
         raise BadInput(f"{label} {value!r} is not a valid dbt model name")
     return value
 
 
 def check_person(value: str, label: str) -> str:
-    if not PERSON.match(value or ""):
+    if not PERSON.fullmatch(value or ""):
         raise BadInput(
             f"{label} {value!r} must be 1-64 characters of letters, digits, '.', '_', '@', '+', '-'"
         )
@@ -64,18 +65,29 @@ def check_person(value: str, label: str) -> str:
 
 
 def check_plan_id(value: str) -> str:
-    if not PLAN_ID.match(value or ""):
+    if not PLAN_ID.fullmatch(value or ""):
         raise BadInput(f"unknown plan {value!r}")
     return value
 
 
-def check_reason(value: str | None) -> str:
+def check_reason(value: str | None, label: str = "reason") -> str:
+    """One line of printable text (tabs allowed): no newline, no control character (C0, DEL,
+    C1), no format character such as a bidi override (U+202E), no line or paragraph separator."""
     text = value or ""
     if len(text) > MAX_REASON:
-        raise BadInput(f"reason is {len(text)} characters; at most {MAX_REASON} are allowed")
-    if any(ord(ch) < 32 and ch not in "\t" for ch in text):
-        raise BadInput("reason must be one line of printable text")
+        raise BadInput(f"{label} is {len(text)} characters; at most {MAX_REASON} are allowed")
+    if not all(ch.isprintable() or ch == "\t" for ch in text):
+        raise BadInput(f"{label} must be one line of printable text")
     return text
+
+
+def check_chunk_days(chunk_days: int, max_days: int) -> int:
+    """At least 1 and at most the model's `max_days` (a chunk never spans more than a plan)."""
+    if chunk_days < 1:
+        raise BadInput(f"chunk days must be at least 1, not {chunk_days}")
+    if chunk_days > max_days:
+        raise BadInput(f"chunk days must be at most {max_days}, not {chunk_days}")
+    return chunk_days
 
 
 def validate_range(
@@ -103,7 +115,8 @@ def split_chunks(model: str, start: date, end: date, chunk_days: int) -> list[Ch
     chunks: list[Chunk] = []
     cursor = start
     while cursor <= end:
-        last = min(cursor + timedelta(days=chunk_days - 1), end)
+        # Never past `end`, and never a timedelta that overflows (a huge chunk_days).
+        last = end if chunk_days > (end - cursor).days else cursor + timedelta(days=chunk_days - 1)
         chunks.append(Chunk(model, len(chunks) + 1, cursor, last))
         cursor = last + timedelta(days=1)
     return chunks

@@ -21,7 +21,7 @@ from orchestrator.plan import check_identifier, check_reason
 from orchestrator.warehouse.base import PartitionStats, quote_literal
 
 SNAPSHOT_SCHEMA = "backfill_snapshots"
-TAG = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+TAG = re.compile(r"[A-Za-z0-9_]{1,64}")  # fullmatch: `$` admits a trailing newline
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,8 @@ def version_sql(
     if version_no and version_no not in known:
         latest = max(known, default=0)
         raise BadInput(f"{dataset} has no version {version_no} (latest is {latest})")
+    if not audit.exists():  # no backfill ever ran here: version 0 is the table as it is
+        return f"select * from {relation}"
     later = audit.wh.query(
         f"select d.partition_date, d.backup_relation from {audit.t('dataset_deltas')} d "
         f"join {audit.t('dataset_versions')} v using (version_id) "
@@ -180,7 +182,7 @@ def check_output_path(output: Path) -> Path:
 
 
 def check_tag(tag: str) -> str:
-    if not TAG.match(tag or ""):
+    if not TAG.fullmatch(tag or ""):
         raise BadInput(f"tag {tag!r} must be 1-64 letters, digits or '_'")
     return tag
 
@@ -203,7 +205,7 @@ def take_snapshot(
     check_identifier(model_name)
     check_tag(tag)
     if model_run_id is not None:
-        check_reason(model_run_id)
+        check_reason(model_run_id, "model run id")
     who = operator(requested_by)
     model = ctx.dbt.manifest().model(model_name)
     audit, wh = ctx.audit, ctx.warehouse

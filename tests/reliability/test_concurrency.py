@@ -143,6 +143,20 @@ def test_a_killed_backfill_leaves_a_stale_lock_that_only_unlock_clears(
     assert (owner, host) == (killed, socket.gethostname())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+    # The log still says `running`; status and history show it as interrupted (display
+    # only), and as running again while the lock's process is alive.
+    assert latest_status(db, killed)[0] == "running"
+    shown = cli(project_copy, "status", killed)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{killed}: fct_trips 2024-01-10..2024-01-21 status interrupted;" in shown.stdout
+    listed = cli(project_copy, "history", "--json")
+    assert {r["backfill_id"]: r["status"] for r in listed.json()}[killed] == "interrupted"
+    with sleeper() as alive:
+        query(db, f"update backfill_audit.locks set pid = {alive}")
+        assert cli(project_copy, "status", killed, "--json").json()["status"] == "running"
+        query(db, f"update backfill_audit.locks set pid = {pid}")
+    assert latest_status(db, killed)[0] == "running"
     stale = (
         f"Error: fct_trips is locked by backfill {killed} (started "
         f"{lock_time(db)} UTC by {who}); the lock is stale (process {pid} on {host} is gone): "

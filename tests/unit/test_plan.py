@@ -8,7 +8,9 @@ import pytest
 
 from orchestrator.errors import BadInput
 from orchestrator.plan import (
+    check_chunk_days,
     check_identifier,
+    check_person,
     check_plan_id,
     check_reason,
     fingerprint,
@@ -33,6 +35,8 @@ FULLWIDTH = "\uff12\uff10\uff12\uff14-01-01"  # digits that \\d matches but a da
         ("20240101", "start date '20240101' is not an ISO date (YYYY-MM-DD)"),
         ("2024-01-01T00:00", "start date '2024-01-01T00:00' is not an ISO date (YYYY-MM-DD)"),
         (FULLWIDTH, f"start date '{FULLWIDTH}' is not an ISO date (YYYY-MM-DD)"),
+        ("2024-01-01\n", "start date '2024-01-01\\n' is not an ISO date (YYYY-MM-DD)"),
+        ("2024-01-01\r", "start date '2024-01-01\\r' is not an ISO date (YYYY-MM-DD)"),
     ],
 )
 def test_malformed_dates_are_refused(text: str, message: str) -> None:
@@ -87,6 +91,21 @@ def test_chunks_cover_the_range_exactly_once() -> None:
 def test_chunk_days_must_be_positive(bad: int) -> None:
     with pytest.raises(BadInput, match=f"chunk days must be at least 1, not {bad}"):
         split_chunks("fct_trips", date(2024, 1, 1), date(2024, 1, 2), bad)
+    with pytest.raises(BadInput, match=f"chunk days must be at least 1, not {bad}"):
+        check_chunk_days(bad, 30)
+
+
+def test_chunk_days_are_bounded_by_max_days() -> None:
+    assert check_chunk_days(30, 30) == 30
+    with pytest.raises(BadInput) as exc:
+        check_chunk_days(10**20, 30)
+    assert str(exc.value) == f"chunk days must be at most 30, not {10**20}"
+
+
+def test_a_chunk_longer_than_the_range_is_the_range_not_an_overflow() -> None:
+    for days in (3, 4, 10**20):
+        chunks = split_chunks("fct_trips", date(2024, 2, 28), date(2024, 3, 1), days)
+        assert [(c.start, c.end) for c in chunks] == [(date(2024, 2, 28), date(2024, 3, 1))]
 
 
 @pytest.mark.parametrize(
@@ -102,7 +121,18 @@ def test_versioned_model_names_are_identifiers() -> None:
     assert check_identifier("dim_drivers.v1") == "dim_drivers.v1"
 
 
-@pytest.mark.parametrize("plan_id", ["bf_123", "bf_0123456789ab; drop", "x" * 200])
+@pytest.mark.parametrize("name", ["fct_trips\n", "dim_drivers.v1\n"])
+def test_a_trailing_newline_is_no_part_of_a_name(name: str) -> None:
+    """`$` matches before a final newline; the patterns are matched whole instead."""
+    with pytest.raises(BadInput, match="is not a valid dbt model name"):
+        check_identifier(name)
+    with pytest.raises(BadInput, match="must be 1-64 characters"):
+        check_person(name.replace(".", "_"), "approver")
+
+
+@pytest.mark.parametrize(
+    "plan_id", ["bf_123", "bf_0123456789ab; drop", "x" * 200, "bf_0123456789ab\n"]
+)
 def test_malformed_plan_ids_are_unknown(plan_id: str) -> None:
     with pytest.raises(BadInput, match="unknown plan"):
         check_plan_id(plan_id)
@@ -114,6 +144,35 @@ def test_reasons_are_one_bounded_line() -> None:
         check_reason("x" * 501)
     with pytest.raises(BadInput, match="reason must be one line of printable text"):
         check_reason("a\nb")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a\nb",
+        "a\rb",
+        "\x1b[31mred",
+        "fix\x7f",  # DEL
+        "\x9b2J",  # C1: CSI
+        "a\x85b",  # C1: next line
+        "fix \u202etxt.exe",  # right-to-left override
+        "\u2066isolate\u2069",  # bidi isolates
+        "zero\u200bwidth",  # a format character
+        "line\u2028separator",
+    ],
+)
+def test_reasons_refuse_every_character_that_is_not_printable(text: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        check_reason(text, "comment")
+    assert str(exc.value) == "comment must be one line of printable text"
+
+
+def test_reasons_keep_printable_unicode_and_tabs() -> None:
+    text = "Tarif korrigiert \u2013 \u00e9t\u00e9 \u6599\u91d1\tok \U0001f44d"
+    assert check_reason(text) == text
+    assert check_reason(None) == ""
+    with pytest.raises(BadInput, match=r"^comment is 501 characters; at most 500 are allowed$"):
+        check_reason("c" * 501, "comment")
 
 
 def test_fingerprint_changes_with_every_input() -> None:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from orchestrator import gx_suite
 from orchestrator import plan as planning
 from orchestrator.audit import PlanRecord, utcnow
 from orchestrator.context import Context, git_commit, operator, project_hash, today
 from orchestrator.dbt import Compiled
 from orchestrator.errors import BackfillError, BadInput, LockHeld, ValidationFailed, WorkFailed
 from orchestrator.lock import Locks
-from orchestrator.manifest import Manifest, Model
+from orchestrator.manifest import CompiledDataTest, Manifest, Model
 from orchestrator.openlineage import LineageEmitter, target_from_env
 from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
@@ -442,6 +443,13 @@ def run(
         states = audit.chunk_states(plan.backfill_id)
         manifest = ctx.dbt.manifest()
         total = len(plan.chunks)
+        data_tests: dict[str, tuple[CompiledDataTest, ...]] = {}
+        if any(
+            states.get((c["model"], int(c["chunk_no"])), {}).get("state") != "published"
+            for c in plan.chunks
+        ):
+            data_tests = {name: tuple(ctx.dbt.compile_data_tests(name)) for name in models}
+            gx_suite.import_in_background()  # after dbt's imports: see its docstring
         if on_progress is not None:
             on_progress(0, total, 0)
         for index, (chunk, compiled_chunk) in enumerate(
@@ -458,6 +466,7 @@ def run(
                 model,
                 manifest.inputs(model.name),
                 compiled_chunk.invocation_id,
+                data_tests.get(chunk["model"], ()),
             )
             outcome = run_chunk(audit, work)
             report.chunks_run.append(outcome)

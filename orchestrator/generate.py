@@ -6,7 +6,14 @@ hash of the seed, a salt and an integer key such as the trip's day and number, m
 always produce the same rows. The draws of a trip depend only on the seed, the trip's
 calendar day and its number within the day, so generating a range in one call or in
 several appends gives the same trips (the rider and driver pools aside, which can grow
-between calls). `bench/generate_bench.py` times 10 million trips.
+between calls). Trip numbers follow request time within a day: trip n of N is requested
+in the n-th N-quantile of the day's time-of-day distribution.
+
+Rows are written roughly in ingestion order (see `_Generator.trip_events_sql`), so a row
+group's zone maps on `event_at` and `_ingested_date` span a day or two. At 10 million
+trips most of the time goes to DuckDB compressing and writing ~30 million rows of seven
+strings each, so what matters most is that the insert runs on every core.
+`bench/generate_bench.py` times it.
 
 Bronze is immutable: this module creates the tables when missing and otherwise only
 appends. The layout follows `docs/conventions.md`.
@@ -18,10 +25,12 @@ Schema versions: trip events whose `event_at` falls on or after `SCHEMA_V2_FROM`
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 
 import duckdb
 
@@ -37,6 +46,14 @@ EARLIEST_START = date(2000, 1, 1)
 LATEST_END = date(2099, 12, 31)
 
 CITIES = 8
+_CITY_PERCENT = (22, 16, 14, 12, 11, 9, 8, 8)  # share of trips per city c01..c08
+# Share of a day's requests in second `second` (UTC): 25% in a morning peak (a triangle
+# over 05:00-10:00), 35% in an evening peak (a triangle over 14:30-21:30), 40% spread evenly.
+_TIME_OF_DAY_MASS = (
+    "0.40 / 86400"
+    " + 0.25 * greatest(0, 9000 - abs(second + 0.5 - 27000)) / (9000 * 9000)"
+    " + 0.35 * greatest(0, 12600 - abs(second + 0.5 - 64800)) / (12600 * 12600)"
+)
 P_ACCEPTED = 0.93  # the other trips are cancelled before a driver accepts
 P_COMPLETED = 0.90  # of accepted trips; the others are cancelled after accept
 P_LATE = 0.03  # of events: ingested 1-3 days after the event date, batch -02
@@ -46,10 +63,12 @@ P_DRIVER_CHANGE = 0.02  # of drivers per day: a change record
 NEW_RIDERS_PER_DAY = 0.001  # of the existing riders, on appends
 
 _EPOCH = date(1970, 1, 1)
-_TRIP_NUMBERS = "_generate_bronze_trip_numbers"  # temporary table, dropped after use
+_TRIP_NUMBERS = "_generate_bronze_trip_numbers"  # temporary tables, dropped after use
+_LATE_DELIVERIES = "_generate_bronze_late_deliveries"
+_TRIP_KEY_DAY = 2**20  # a trip's key is its day (since 1970) * 2**20 + its number in the day
 # Writing VARCHAR columns dominates the cost of 30 million events. Naming the compression
-# DuckDB would pick anyway (FSST for unique ids, dictionary for the rest) skips its trial
-# of every method per segment: ~15% less CPU for the same file size.
+# skips DuckDB's trial of every method per segment: FSST for the ids with many values
+# (for rider ids as small as dictionary and cheaper), dictionary for the rest.
 _TRIP_EVENTS_DDL = """
 create table if not exists {schema}.trip_events (
     event_id varchar not null using compression fsst,
@@ -57,7 +76,7 @@ create table if not exists {schema}.trip_events (
     event_type varchar not null using compression dictionary,
     event_at timestamp not null,
     driver_id varchar using compression dictionary,
-    rider_id varchar not null using compression dictionary,
+    rider_id varchar not null using compression fsst,
     city_id varchar not null using compression dictionary,
     duration_seconds integer,
     surge_multiplier decimal(4, 2) not null,
@@ -119,7 +138,7 @@ _VEHICLES = (
 _TIERS = ("standard", "plus", "premium")
 
 # Salts: each pseudo-random quantity draws from its own stream.
-_S_CITY, _S_PEAK, _S_TOD1, _S_TOD2, _S_ACCEPT, _S_COMPLETE = 1, 2, 3, 4, 5, 6
+_S_CITY, _S_REQUEST_TIME, _S_ACCEPT, _S_COMPLETE = 1, 2, 5, 6  # 3 and 4 retired
 _S_ACCEPT_DELAY, _S_CANCEL_DELAY, _S_PICKUP, _S_DISTANCE, _S_SPEED = 7, 8, 9, 10, 11
 _S_SURGE, _S_SURGE_LEVEL, _S_DRIVER, _S_RIDER = 12, 13, 14, 15
 _S_LATE, _S_LATE_DAYS, _S_DUPLICATE = 100, 110, 120  # + event sequence 1..3
@@ -161,29 +180,44 @@ def generate_bronze(
     _validate(days=days, trips_per_day=trips_per_day, seed=seed, start_date=start_date)
     started = time.perf_counter()
     end_date = start_date + timedelta(days=days - 1)
-    con.execute("begin transaction")
+    trips = _Trips(
+        seed=seed,
+        first_day=(start_date - _EPOCH).days,
+        days=days,
+        trips_per_day=trips_per_day,
+    )
     try:
-        schema = _bronze_schema(con)
-        con.execute(f"create schema if not exists {schema}")
-        for ddl in (_TRIP_EVENTS_DDL, _DRIVERS_DDL, _RIDERS_DDL):
-            con.execute(ddl.format(schema=schema))
-        _check_no_overlap(con, schema, start_date)
-        gen = _Generator(
-            schema=schema,
-            seed=seed,
-            first_day=(start_date - _EPOCH).days,
-            days=days,
-            trips_per_day=trips_per_day,
-            existing_drivers=_count(con, f"select count(distinct driver_id) from {schema}.drivers"),
-            existing_riders=_count(con, f"select count(distinct rider_id) from {schema}.riders"),
-        )
-        riders = _count(con, gen.riders_sql())
-        drivers = _count(con, gen.drivers_sql())
-        trip_events, late, duplicates = gen.insert_trip_events(con)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        # The temporary tables the events are generated from are committed before the
+        # transaction starts: an insert that scans a table created in the running
+        # transaction gets no parallel speed-up in DuckDB (half the speed on two cores).
+        late, duplicates = trips.create_temporary_tables(con)
+        con.execute("begin transaction")
+        try:
+            schema = _bronze_schema(con)
+            con.execute(f"create schema if not exists {schema}")
+            for ddl in (_TRIP_EVENTS_DDL, _DRIVERS_DDL, _RIDERS_DDL):
+                con.execute(ddl.format(schema=schema))
+            _check_no_overlap(con, schema, start_date)
+            gen = _Generator(
+                **asdict(trips),
+                schema=schema,
+                existing_drivers=_count(
+                    con, f"select count(distinct driver_id) from {schema}.drivers"
+                ),
+                existing_riders=_count(
+                    con, f"select count(distinct rider_id) from {schema}.riders"
+                ),
+            )
+            riders = _count(con, gen.riders_sql())
+            drivers = _count(con, gen.drivers_sql())
+            trip_events = _count(con, gen.trip_events_sql(late=False))
+            trip_events += _count(con, gen.trip_events_sql(late=True))
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        trips.drop_temporary_tables(con)
     return GenerateResult(
         start_date=start_date,
         end_date=end_date,
@@ -256,31 +290,13 @@ def _pick(values: tuple[str, ...], u: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Generator:
-    schema: str  # the bronze schema, catalog-qualified and quoted
+class _Trips:
+    """The trips of one call and the pseudo-random draws everything is made from."""
+
     seed: int
     first_day: int  # days since 1970-01-01 of start_date
     days: int
     trips_per_day: int
-    existing_drivers: int
-    existing_riders: int
-
-    @property
-    def drivers_total(self) -> int:
-        return max(self.existing_drivers, 20, self.trips_per_day // 10)
-
-    @property
-    def riders_pool(self) -> int:
-        """Riders trips of this call choose from (riders created by this call are not)."""
-        return self.existing_riders or max(50, self.trips_per_day // 2)
-
-    @property
-    def new_riders(self) -> int:
-        if self.existing_riders == 0:
-            return self.riders_pool
-        target = max(50, self.trips_per_day // 2)
-        growth = max(1, round(self.existing_riders * NEW_RIDERS_PER_DAY * self.days))
-        return max(target - self.existing_riders, growth)
 
     def u(self, salt: int, key: str) -> str:
         """SQL for a pseudo-random double in [0, 1) drawn from the seed, `salt` and `key`.
@@ -310,6 +326,115 @@ class _Generator:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
         z ^= z >> 31
         return z - 2**64 if z >= 2**63 else z
+
+    @staticmethod
+    def chance(base: str, salt: int, p: float) -> str:
+        """SQL for `draw(base, salt) < p`, compared on the hash itself.
+
+        `(h >> 11) / 2**53 < p` holds exactly when `h < ceil(p * 2**53) * 2**11`, so the
+        flag is the same as with the double but costs no shift, cast or division.
+        """
+        threshold = math.ceil(Fraction(p) * 2**53) * 2**11
+        return f"(hash(xor({base}, {salt})) < {threshold}::ubigint)"
+
+    def is_accepted(self, trip_base: str = "trip_base") -> str:
+        return self.chance(trip_base, _S_ACCEPT, P_ACCEPTED)
+
+    def is_late(self, event_base: str) -> str:
+        return self.chance(event_base, _S_LATE, P_LATE)
+
+    def is_duplicated(self, event_base: str) -> str:
+        return self.chance(event_base, _S_DUPLICATE, P_DUPLICATE)
+
+    def trip_numbers_sql(self) -> str:
+        """Create the temporary table numbering this call's trips 0, 1, ... in order."""
+        return (
+            f"create or replace temp table {_TRIP_NUMBERS} as "
+            f"select i from range({self.days * self.trips_per_day}) as r(i)"
+        )
+
+    def late_deliveries_sql(self) -> str:
+        """Create the temporary table of the deliveries that are not on time.
+
+        One row per late delivery (batch -02) or re-delivery (batch -03) of an event: its
+        trip key `tk`, its sequence number, the copy (0 the original, 1 the re-delivery),
+        the days from the event's day to its ingestion and the batch number. Only hashes
+        are computed here (~4% of the events qualify); the rows themselves are built by
+        `trip_events_sql(late=True)`.
+        """
+        first, tpd = self.first_day, self.trips_per_day
+        return f"""
+        create or replace temp table {_LATE_DELIVERIES} as
+        with trips as (
+            select tk, {self.is_accepted(self.base("tk * 4"))} as is_accepted
+            from (select ({first} + i // {tpd}) * {_TRIP_KEY_DAY} + i % {tpd} + 1 as tk
+                  from {_TRIP_NUMBERS})
+        ), events as (
+            select tk, seq, {self.base("tk * 4 + seq")} as event_base
+            from trips, range(1, 4) as s(seq)
+            where seq < 3 or is_accepted
+        ), flagged as (
+            select tk, seq, event_base,
+                   {self.is_late("event_base")} as is_late,
+                   {self.is_duplicated("event_base")} as is_duplicated
+            from events
+        )
+        select tk, seq, copy,
+               case when is_late
+                   then 1 + floor({self.draw("event_base", _S_LATE_DAYS)} * 3)::integer
+                   else 0 end + copy as delay_days,
+               case when copy = 1 then 3 else 2 end as batch_no
+        from (select * from flagged where is_late or is_duplicated), range(0, 2) as c(copy)
+        where (copy = 0 and is_late) or (copy = 1 and is_duplicated)
+        """
+
+    def create_temporary_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+        """Create the trip numbers and the late deliveries; return (late, re-delivered).
+
+        The trip numbers are a table because a table scan is a parallel, order-preserving
+        source (`range()` is single-threaded). The late and re-delivered counts come
+        from the small table instead of a scan of the strings written later.
+        """
+        con.execute(self.trip_numbers_sql())
+        con.execute(self.late_deliveries_sql())
+        row = con.execute(
+            "select count(*) filter (where copy = 0), count(*) filter (where copy = 1)"
+            f" from {_LATE_DELIVERIES}"
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+
+    @staticmethod
+    def drop_temporary_tables(con: duckdb.DuckDBPyConnection) -> None:
+        """Best effort: the tables also go when the connection closes."""
+        for table in (_TRIP_NUMBERS, _LATE_DELIVERIES):
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"drop table if exists {table}")
+
+
+@dataclass(frozen=True)
+class _Generator(_Trips):
+    """The SQL that appends one call's rows to bronze."""
+
+    schema: str  # the bronze schema, catalog-qualified and quoted
+    existing_drivers: int
+    existing_riders: int
+
+    @property
+    def drivers_total(self) -> int:
+        return max(self.existing_drivers, 20, self.trips_per_day // 10)
+
+    @property
+    def riders_pool(self) -> int:
+        """Riders trips of this call choose from (riders created by this call are not)."""
+        return self.existing_riders or max(50, self.trips_per_day // 2)
+
+    @property
+    def new_riders(self) -> int:
+        if self.existing_riders == 0:
+            return self.riders_pool
+        target = max(50, self.trips_per_day // 2)
+        growth = max(1, round(self.existing_riders * NEW_RIDERS_PER_DAY * self.days))
+        return max(target - self.existing_riders, growth)
 
     # -- riders ---------------------------------------------------------------------------
 
@@ -462,70 +587,100 @@ class _Generator:
 
     # -- trip events ----------------------------------------------------------------------
 
-    def trip_events_sql(self) -> str:
-        """Insert every event of this call's trips, late arrivals and re-deliveries included.
+    def trip_events_sql(self, *, late: bool) -> str:
+        """Insert this call's on-time event deliveries or (`late`) the other ones.
 
-        Rows come in trip order (request day, trip number, event sequence), a duplicate
-        right after its original. Strings are the expensive part at 30 million rows, so
-        identifiers are built once per trip and day prefixes and batch ids are looked up
-        in small lists; no hash join (it would give up the deterministic row order).
+        On-time rows (batch -01, ~96%) are written in trip order (request day, trip
+        number, event sequence), which is request-time order; the late deliveries and
+        re-deliveries listed by `late_deliveries_sql` (batches -02 and -03) follow, sorted
+        by ingestion day, batch and event time. Only those ~4% are sorted; no hash join.
+
+        Identifier strings and request-time quantiles are looked up in lists built once
+        per call, in a materialized CTE. With the same lists in a plain CTE DuckDB's plan
+        depends on the rest of the query, and it has picked a single-threaded INSERT
+        (half the speed on two cores) over the parallel, order-preserving BATCH_INSERT.
         """
         draw = self.draw
-        first, days = self.first_day, self.days
+        first, days, tpd = self.first_day, self.days, self.trips_per_day
         v2_day = (SCHEMA_V2_FROM - _EPOCH).days
-        city_weights = (0.22, 0.16, 0.14, 0.12, 0.11, 0.09, 0.08)
-        city_case, total = "case", 0.0
-        for city_no, weight in enumerate(city_weights, start=1):
-            total += weight
-            city_case += f" when u_city < {total:.2f} then {city_no}"
-        city_case += f" else {CITIES} end"
         city_ids = _sql_list(tuple(f"c{no:02d}" for no in range(1, CITIES + 1)))
+        city_by_percentile = [no for no, pct in enumerate(_CITY_PERCENT, 1) for _ in range(pct)]
         nd, nr = self.drivers_total, self.riders_pool
+        if late:
+            keyed = f"""
+            select tk // {_TRIP_KEY_DAY} as eday, tk % {_TRIP_KEY_DAY} as n, tk,
+                   {self.base("tk * 4")} as trip_base, seq, delay_days, batch_no
+            from {_LATE_DELIVERIES}
+            """
+            sequenced = "select * from named"
+            on_time, order_by = "", "order by ingest_day, batch_no, event_s, tk, seq"
+        else:
+            keyed = f"""
+            select eday, n, tk, {self.base("tk * 4")} as trip_base
+            from (select eday, n, eday * {_TRIP_KEY_DAY} + n as tk
+                  from (select {first} + i // {tpd} as eday, i % {tpd} + 1 as n
+                        from {_TRIP_NUMBERS}))
+            """
+            sequenced = """
+            select *, 0 as delay_days, 1 as batch_no
+            from named, range(1, 4) as s(seq)
+            where seq < 3 or is_accepted
+            """
+            on_time, order_by = f"where not {self.is_late(self.base('tk * 4 + seq'))}", ""
         return f"""
         insert into {self.schema}.trip_events by name
-        with day_lookup as (
-            select list(strftime(date '1970-01-01' + eday::integer, 't%Y%m%d-') order by eday)
-                       as trip_prefixes,
-                   list(strftime(date '1970-01-01' + eday::integer, 'e%Y%m%d-') order by eday)
-                       as event_prefixes
-            from range({first}, {first + days}) as d(eday)
-        ), batch_lookup as (
-            select list(strftime(date '1970-01-01' + ingest_day::integer, '%Y%m%d-0') || batch_no
-                        order by ingest_day, batch_no) as batch_ids
-            from range({first}, {first + days + 6}) as d(ingest_day),
-                 range(1, 4) as b(batch_no)
+        with time_of_day as (
+            select second, mass, sum(mass) over (order by second) - mass as mass_before
+            from (select second, {_TIME_OF_DAY_MASS} as mass
+                  from range(86400) as s(second))
+        ), lookup as materialized (
+            select
+                (select list(strftime(date '1970-01-01' + eday::integer, 't%Y%m%d-')
+                             order by eday)
+                 from range({first}, {first + days}) as d(eday)) as trip_prefixes,
+                (select list(strftime(date '1970-01-01' + eday::integer, 'e%Y%m%d-')
+                             order by eday)
+                 from range({first}, {first + days}) as d(eday)) as event_prefixes,
+                (select list(lpad(n::varchar, 7, '0') order by n)
+                 from range(1, {tpd + 1}) as r(n)) as numbers,
+                (select list(second + (k / {tpd} - mass_before) / mass order by k)
+                 from range(0, {tpd + 1}) as q(k)
+                 asof join time_of_day on k / {tpd} >= mass_before) as request_knots,
+                (select list(printf('d%05d', no) order by no)
+                 from range(1, {nd + 1}) as r(no)) as driver_ids,
+                (select list(printf('r%06d', no) order by no)
+                 from range(1, {nr + 1}) as r(no)) as rider_ids,
+                (select list(strftime(date '1970-01-01' + ingest_day::integer, '%Y%m%d-0')
+                             || batch_no order by ingest_day, batch_no)
+                 from range({first}, {first + days + 6}) as d(ingest_day),
+                      range(1, 4) as b(batch_no)) as batch_ids
         ), keyed as (
-            {self.trip_keys_sql()}
+            {keyed}
         ), drawn as (
-            select eday, n, tk, trip_base,
+            select *,
                    {draw("trip_base", _S_CITY)} as u_city,
-                   {draw("trip_base", _S_PEAK)} as u_peak,
-                   {draw("trip_base", _S_TOD1)} as u_tod1,
-                   {draw("trip_base", _S_TOD2)} as u_tod2,
+                   {draw("trip_base", _S_REQUEST_TIME)} as u_request_time,
                    {self.is_accepted()} as is_accepted,
-                   {draw("trip_base", _S_COMPLETE)} < {P_COMPLETED} as is_completed,
+                   {self.chance("trip_base", _S_COMPLETE, P_COMPLETED)} as is_completed,
                    {draw("trip_base", _S_ACCEPT_DELAY)} as u_accept_delay,
                    {draw("trip_base", _S_CANCEL_DELAY)} as u_cancel_delay,
                    {draw("trip_base", _S_PICKUP)} as u_pickup,
                    {draw("trip_base", _S_DISTANCE)} as u_distance,
                    {draw("trip_base", _S_SPEED)} as u_speed,
-                   {draw("trip_base", _S_SURGE)} < {P_SURGE} as is_surge,
+                   {self.chance("trip_base", _S_SURGE, P_SURGE)} as is_surge,
                    {draw("trip_base", _S_SURGE_LEVEL)} as u_surge,
                    {draw("trip_base", _S_DRIVER)} as u_driver,
                    {draw("trip_base", _S_RIDER)} as u_rider
             from keyed
         ), trips as (
-            select eday, n, tk, is_accepted, is_completed, u_accept_delay, u_cancel_delay,
-                   u_pickup, u_speed, u_driver, u_rider,
-                   {city_case} as city_no,
-                   eday * 86400 + greatest(0, least(86399, floor(case
-                       when u_peak < 0.25 then 27000 + (u_tod1 + u_tod2 - 1) * 9000
-                       when u_peak < 0.60 then 64800 + (u_tod1 + u_tod2 - 1) * 12600
-                       else u_tod1 * 86400 end)))::bigint as requested_s,
+            select * exclude (u_city, u_request_time, u_distance, u_surge),
+                   {city_by_percentile}[1 + floor(u_city * 100)::integer] as city_no,
+                   eday * 86400 + least(86399, floor(request_knots[n] + u_request_time
+                       * (request_knots[n + 1] - request_knots[n])))::bigint as requested_s,
                    round(least(0.8 - ln(1 - u_distance) * 6.5, 120), 2) as km,
                    case when is_surge then round((1.05 + 1.45 * u_surge * u_surge) * 20) / 20
                        else 1 end::decimal(4, 2) as surge_multiplier
-            from drawn
+            from drawn, lookup
         ), timed as (
             select *,
                    requested_s + 20 + floor(u_accept_delay * 280)::bigint as accepted_s,
@@ -537,17 +692,15 @@ class _Generator:
             from trips
         ), named as (
             select timed.*,
-                   trip_prefixes[eday - {first - 1}] || lpad(n::varchar, 7, '0') as trip_id,
-                   event_prefixes[eday - {first - 1}] || lpad(n::varchar, 7, '0') as event_key,
-                   printf('d%05d', driver_no) as driver_id,
-                   printf('r%06d', rider_no) as rider_id,
+                   trip_prefixes[eday - {first - 1}] || numbers[n] as trip_id,
+                   event_prefixes[eday - {first - 1}] || numbers[n] as event_key,
+                   driver_ids[driver_no] as driver_id,
+                   rider_ids[rider_no] as rider_id,
                    {city_ids}[city_no] as city_id,
                    round(250 + 95 * km + 25 * duration_s / 60)::bigint as fare_cents
-            from timed, day_lookup
+            from timed
         ), sequenced as (
-            select *, {self.base("tk * 4 + seq")} as event_base
-            from named, range(1, 4) as s(seq)
-            where seq < 3 or is_accepted
+            {sequenced}
         ), events as (
             select *,
                    case seq
@@ -562,20 +715,15 @@ class _Generator:
                        else case when is_completed
                            then accepted_s + 120 + floor(u_pickup * 600)::bigint + duration_s
                            else accepted_s + 30 + floor(u_cancel_delay * 600)::bigint end
-                   end as event_s,
-                   {self.is_late("event_base")} as is_late,
-                   1 + floor({draw("event_base", _S_LATE_DAYS)} * 3)::bigint as late_days,
-                   {self.is_duplicated("event_base")} as is_duplicated
+                   end as event_s
             from sequenced
+            {on_time}
         ), deliveries as (
             select *,
                    event_s // 86400 >= {v2_day} as is_v2,
                    event_type = 'completed' as has_fare,
-                   event_s // 86400 + case when is_late then late_days else 0 end + copy
-                       as ingest_day,
-                   case when copy = 1 then 3 when is_late then 2 else 1 end as batch_no
-            from events, range(0, 2) as c(copy)
-            where copy = 0 or is_duplicated
+                   event_s // 86400 + delay_days as ingest_day
+            from events
         )
         select event_key || ['-1', '-2', '-3'][seq] as event_id,
                trip_id,
@@ -595,54 +743,6 @@ class _Generator:
                date '1970-01-01' + ingest_day::integer as _ingested_date,
                batch_ids[(ingest_day - {first}) * 3 + batch_no] as _batch_id,
                case when is_v2 then 2 else 1 end as _schema_version
-        from deliveries, batch_lookup
+        from deliveries
+        {order_by}
         """
-
-    def trip_keys_sql(self) -> str:
-        """SQL listing this call's trips: calendar day (days since 1970), number, key."""
-        first, tpd = self.first_day, self.trips_per_day
-        return f"""
-            select eday, n, tk, {self.base("tk * 4")} as trip_base
-            from (select eday, n, eday * 1048576 + n as tk
-                  from (select {first} + i // {tpd} as eday, i % {tpd} + 1 as n
-                        from {_TRIP_NUMBERS}))
-        """
-
-    def is_accepted(self, trip_base: str = "trip_base") -> str:
-        return f"{self.draw(trip_base, _S_ACCEPT)} < {P_ACCEPTED}"
-
-    def is_late(self, event_base: str) -> str:
-        return f"{self.draw(event_base, _S_LATE)} < {P_LATE}"
-
-    def is_duplicated(self, event_base: str) -> str:
-        return f"{self.draw(event_base, _S_DUPLICATE)} < {P_DUPLICATE}"
-
-    def insert_trip_events(self, con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
-        """Insert the trip events; return (rows, late rows, duplicate rows) written.
-
-        The trip numbers come from a temporary table because a table scan is a parallel,
-        order-preserving source (`range()` is single-threaded, and a materialized CTE
-        makes DuckDB merge tiny insert batches). The late and duplicate counts are
-        recomputed from the same draws instead of scanning the strings just written.
-        Runs inside the caller's transaction: a rollback also drops the temporary table.
-        """
-        con.execute(
-            f"create or replace temp table {_TRIP_NUMBERS} as "
-            f"select i from range({self.days * self.trips_per_day}) as r(i)"
-        )
-        rows = _count(con, self.trip_events_sql())
-
-        def per_trip(flag: Callable[[str], str]) -> str:
-            # events 1 and 2 exist for every trip, event 3 only for accepted trips
-            first, second, third = (flag(self.base(f"tk * 4 + {seq}")) for seq in (1, 2, 3))
-            return (
-                f"({first})::integer + ({second})::integer"
-                f" + ({self.is_accepted()} and {third})::integer"
-            )
-
-        late = _count(con, f"select sum({per_trip(self.is_late)}) from ({self.trip_keys_sql()})")
-        duplicates = _count(
-            con, f"select sum({per_trip(self.is_duplicated)}) from ({self.trip_keys_sql()})"
-        )
-        con.execute(f"drop table {_TRIP_NUMBERS}")
-        return rows, late, duplicates

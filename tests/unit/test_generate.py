@@ -10,7 +10,12 @@ import duckdb
 import pytest
 
 from orchestrator.errors import BadInput
-from orchestrator.generate import SCHEMA_V2_FROM, GenerateResult, generate_bronze
+from orchestrator.generate import (
+    SCHEMA_V2_FROM,
+    GenerateResult,
+    _Generator,
+    generate_bronze,
+)
 
 START = date(2024, 1, 20)  # 60 days across the 2024-02-15 schema v2 cut-over
 DAYS = 60
@@ -336,6 +341,103 @@ def test_duplicates_repeat_the_payload_in_a_later_batch(
     assert more == wrong == orphans == 0
 
 
+def test_rows_are_written_in_ingestion_order(bronze: duckdb.DuckDBPyConnection) -> None:
+    """On-time rows first, in trip order (request day and time); then late and re-delivered
+    rows sorted by ingestion day, batch and event time. Row groups then span a day or two
+    of `event_at` and `_ingested_date`, which is what a backfill's scan prunes on.
+
+    DuckDB writes each block of ~2048 trips as their first events, then their second
+    ones, then their third ones, so trip order holds per event sequence number."""
+    row = bronze.execute(
+        """
+        with ordered as (
+            select _batch_id like '%-01' as on_time, event_type, event_at, _ingested_date,
+                   _batch_id, trip_id, event_id[-1:] as seq, rowid as position
+            from bronze.trip_events
+        ), on_time as (
+            select trip_id < lag(trip_id) over (partition by seq order by position)
+                       as trip_goes_back,
+                   event_type = 'requested'
+                       and event_at < lag(event_at) over (partition by seq order by position)
+                       as request_goes_back
+            from ordered where on_time
+        ), late as (
+            select (_ingested_date, _batch_id, event_at)
+                       < lag((_ingested_date, _batch_id, event_at)) over (order by position)
+                       as goes_back
+            from ordered where not on_time
+        )
+        select (select max(position) from ordered where on_time)
+                   < (select min(position) from ordered where not on_time),
+               (select count(*) filter (where trip_goes_back or request_goes_back) from on_time),
+               (select count(*) filter (where goes_back) from late),
+               (select count(*) from late)
+        """
+    ).fetchone()
+    assert row is not None
+    on_time_first, on_time_back, late_back, late_rows = row
+    assert on_time_first is True
+    assert on_time_back == late_back == 0
+    assert late_rows > 0
+
+
+def test_request_times_follow_the_daily_profile(bronze: duckdb.DuckDBPyConnection) -> None:
+    """25% of requests in a morning peak (05:00-10:00), 35% in an evening peak
+    (14:30-21:30), 40% spread over the day, each on its trip's day."""
+    row = bronze.execute(
+        """
+        select avg((hour(event_at) between 5 and 9)::int),
+               avg((event_at::time between '14:30' and '21:30')::int),
+               avg((hour(event_at) between 0 and 3)::int),
+               count(*) filter (where event_at::date != strptime(trip_id[2:9], '%Y%m%d')::date)
+        from bronze.trip_events where event_type = 'requested'
+        """
+    ).fetchone()
+    assert row is not None
+    morning, evening, night, other_day = row
+    assert 0.30 < morning < 0.37  # 25% + 40% * 5/24
+    assert 0.43 < evening < 0.50  # 35% + 40% * 7/24
+    assert 0.05 < night < 0.08  # 40% * 4/24
+    assert other_day == 0
+
+
+def test_row_order_does_not_depend_on_threads(tmp_path: Path) -> None:
+    """The insert runs in parallel; DuckDB's batch insert keeps the rows in source order."""
+    sums = []
+    for threads in (1, 2):
+        path = tmp_path / f"threads_{threads}.duckdb"
+        with duckdb.connect(str(path)) as con:
+            con.execute(f"set threads = {threads}")
+            # more trips than a row group (122,880 rows) holds: two scan tasks, two batches
+            generate_bronze(con, days=1, trips_per_day=123_000, seed=SEED, start_date=START)
+            sums.append(
+                _scalar(con, "select sum(hash(rowid, t)::hugeint) from bronze.trip_events as t")
+            )
+    assert sums[0] == sums[1]
+
+
+def test_event_inserts_are_planned_as_parallel_batch_inserts(tmp_path: Path) -> None:
+    """A plain INSERT plan is single-threaded (half the speed on two cores): DuckDB picks
+    one when a source cannot number its batches, e.g. a joined `list()` aggregate."""
+    with duckdb.connect(str(tmp_path / "plan.duckdb")) as con:
+        con.execute("set threads = 2")
+        generate_bronze(con, days=2, trips_per_day=10, seed=SEED, start_date=START)
+        gen = _Generator(
+            schema="bronze",
+            seed=SEED,
+            first_day=(date(2024, 3, 1) - date(1970, 1, 1)).days,
+            days=2,
+            trips_per_day=10,
+            existing_drivers=20,
+            existing_riders=50,
+        )
+        con.execute(gen.trip_numbers_sql())
+        con.execute(gen.late_deliveries_sql())
+        for late in (False, True):
+            plan = str(con.execute("explain " + gen.trip_events_sql(late=late)).fetchall())
+            assert "BATCH_INSERT" in plan, late
+
+
 def test_drivers_have_history(bronze: duckdb.DuckDBPyConnection) -> None:
     row = bronze.execute(
         """
@@ -412,6 +514,21 @@ def test_overlapping_append_is_refused_and_writes_nothing(tmp_path: Path) -> Non
         )
     with duckdb.connect(str(path)) as con:
         assert _checksums(con) == before
+
+
+def test_a_refused_append_leaves_no_temporary_tables(tmp_path: Path) -> None:
+    """The trips are numbered in temporary tables before the transaction; they are dropped
+    whether the call writes or is refused, and the connection stays usable."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        generate_bronze(con, days=3, trips_per_day=TRIPS_PER_DAY, seed=SEED, start_date=START)
+        with pytest.raises(BadInput):
+            generate_bronze(con, days=3, trips_per_day=TRIPS_PER_DAY, seed=SEED, start_date=START)
+        assert _scalar(con, "select count(*) from duckdb_tables() where temporary") == 0
+        later = generate_bronze(
+            con, days=1, trips_per_day=TRIPS_PER_DAY, seed=SEED, start_date=date(2024, 1, 23)
+        )
+        assert later.trip_events > 0
+        assert _scalar(con, "select count(*) from duckdb_tables() where temporary") == 0
 
 
 @pytest.mark.parametrize(

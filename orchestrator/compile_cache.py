@@ -27,7 +27,8 @@ from typing import Any
 
 # Distributions whose versions change what dbt compiles.
 _DBT_DISTRIBUTIONS = ("dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-bigquery")
-_ENV_VAR = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+# A call of dbt's env_var() in a project or profile file: the variable it reads.
+ENV_VAR_CALL = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
 
 
 def enabled() -> bool:
@@ -102,7 +103,7 @@ def state_key(project_dir: Path, profiles_dir: Path, target: str | None) -> str:
 
     profiles = profiles_dir / "profiles.yml"
     profile_text = profiles.read_text() if profiles.is_file() else ""
-    read_vars = set(_ENV_VAR.findall(profile_text)) | _env_vars_read(project_dir)
+    read_vars = set(ENV_VAR_CALL.findall(profile_text)) | _env_vars_read(project_dir)
     env = {name: os.environ.get(name) for name in sorted(read_vars)}
     env.update({k: v for k, v in os.environ.items() if k.startswith("DBT_")})
     state = {
@@ -126,7 +127,7 @@ def _env_vars_read(project_dir: Path) -> set[str]:
         paths = [root] if root.is_file() else root.rglob("*")
         for path in paths:
             if path.is_file() and path.suffix in {".sql", ".yml", ".yaml", ".py"}:
-                names.update(_ENV_VAR.findall(path.read_text(errors="replace")))
+                names.update(ENV_VAR_CALL.findall(path.read_text(errors="replace")))
     return names
 
 

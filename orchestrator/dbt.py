@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -23,7 +22,6 @@ from orchestrator.manifest import CompiledDataTest, Manifest
 
 # Parsed manifests by (project dir, target, project hash, warehouse key): see _warehouse_key.
 _PARSED: dict[tuple[str, str | None, str, str], Any] = {}
-_ENV_VAR = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
 _WAREHOUSE_KEYS: dict[tuple[str, str, str | None, str], str] = {}
 
 
@@ -137,7 +135,7 @@ class Dbt:
         """
         project = (self.project_dir / "dbt_project.yml").read_text()
         text = (self.profiles_dir / "profiles.yml").read_text()
-        names = sorted(set(_ENV_VAR.findall(text)))
+        names = sorted(set(compile_cache.ENV_VAR_CALL.findall(text)))
         env = json.dumps({name: os.environ.get(name) for name in names})
         inputs = (project, text, self.target, env)  # all the rendering reads (~15 ms)
         if inputs not in _WAREHOUSE_KEYS:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from click.testing import CliRunner
+import support
+from support import Result
 
-from orchestrator.cli import cli
 from orchestrator.warehouse.bigquery import BigQueryWarehouse
 
 if TYPE_CHECKING:
@@ -22,21 +21,9 @@ PROJECT = "rideshare-test"  # the emulator's GCP project
 EVERY_DAY = (date(2000, 1, 1), date(2099, 12, 31))
 
 
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
 def backfill(*args: str, project_dir: Path = REPO) -> Result:
     """Invoke `backfill ARGS --target bigquery --project-dir REPO` in this process."""
-    argv = [*args, "--target", "bigquery", "--project-dir", str(project_dir)]
-    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
-    return Result(result.exit_code, result.stdout, result.stderr)
+    return support.backfill(*args, "--target", "bigquery", project_dir=project_dir)
 
 
 def query(sql: str) -> list[tuple[Any, ...]]:

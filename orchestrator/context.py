@@ -13,7 +13,7 @@ from pathlib import Path
 from orchestrator.audit import AuditStore
 from orchestrator.dbt import Dbt
 from orchestrator.errors import BadInput
-from orchestrator.plan import check_person
+from orchestrator.plan import check_person, parse_date
 from orchestrator.warehouse.base import Warehouse
 
 PROJECT_FILES = ("models", "macros", "snapshots", "seeds", "tests/dbt", "dbt_project.yml")
@@ -75,7 +75,7 @@ def operator(requested_by: str | None) -> str:
 def today() -> date:
     """Today in UTC; BACKFILL_TODAY (YYYY-MM-DD) freezes it for tests and demos."""
     frozen = os.environ.get("BACKFILL_TODAY")
-    return date.fromisoformat(frozen) if frozen else datetime.now(UTC).date()
+    return parse_date(frozen, "BACKFILL_TODAY") if frozen else datetime.now(UTC).date()
 
 
 def git_commit(project_dir: Path) -> str:

@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from support import approved, audit_counts, backfill, checksums, planned, query
 
-from orchestrator.context import today
-
 
 @pytest.mark.parametrize(
     ("args", "error"),
@@ -99,10 +97,6 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert result.stdout == ""
     assert audit_counts(warehouse) == counts
     assert checksums(warehouse) == before
-
-
-def test_today_is_frozen_for_tests() -> None:
-    assert str(today()) == "2026-11-22"
 
 
 def test_approving_without_a_dry_run_is_refused(warehouse: Path) -> None:

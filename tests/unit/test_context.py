@@ -4,11 +4,12 @@ cache; no warehouse and no dbt parse."""
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from orchestrator.context import Context, check_project_dir, check_target, operator
+from orchestrator.context import Context, check_project_dir, check_target, operator, today
 from orchestrator.dbt import Dbt
 from orchestrator.errors import BadInput
 
@@ -33,6 +34,21 @@ def test_without_a_name_the_operator_is_the_env_then_the_os_user(
     assert operator(None) == getpass.getuser()
     monkeypatch.delenv("BACKFILL_OPERATOR")
     assert operator(None) == getpass.getuser()
+
+
+def test_today_is_utc_unless_backfill_today_freezes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKFILL_TODAY", raising=False)
+    assert today() == datetime.now(UTC).date()
+    monkeypatch.setenv("BACKFILL_TODAY", "2026-11-22")
+    assert str(today()) == "2026-11-22"
+    for frozen, reason in (
+        ("2026-2-1", "is not an ISO date (YYYY-MM-DD)"),
+        ("2026-02-30", "is not a valid calendar date"),
+    ):
+        monkeypatch.setenv("BACKFILL_TODAY", frozen)
+        with pytest.raises(BadInput) as exc:
+            today()
+        assert str(exc.value) == f"BACKFILL_TODAY date {frozen!r} {reason}"
 
 
 def test_targets_are_checked_before_anything_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:

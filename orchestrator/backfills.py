@@ -630,9 +630,9 @@ def history(ctx: Context, model: str | None = None, limit: int = 50) -> list[dic
 
 
 def unlock(
-    ctx: Context, model: str, requested_by: str | None, reason: str | None
+    ctx: Context, model: str, requested_by: str | None, reason: str | None, force: bool = False
 ) -> dict[str, Any]:
     planning.check_identifier(model)
     who = operator(requested_by)
-    lock = Locks(ctx.audit).clear(model, who, planning.check_reason(reason))
+    lock = Locks(ctx.audit).clear(model, who, planning.check_reason(reason), force=force)
     return {"model": model, "backfill_id": lock.backfill_id, "cleared_by": who}

@@ -477,11 +477,17 @@ def _history_table(rows: list[dict[str, Any]]) -> None:
 @cli.command()
 @click.argument("model")
 @click.option("--reason", default=None, help="Why the lock is cleared.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Clear a lock this machine cannot prove stale (another host's); needs --reason.",
+)
 @requested_by
 @common
 def unlock(
     model: str,
     reason: str | None,
+    force: bool,
     requested_by: str | None,
     project_dir: Path,
     target: str | None,
@@ -489,12 +495,15 @@ def unlock(
 ) -> None:
     """Clear a stale lock left by a killed backfill (recorded in lock_events).
 
+    A lock taken on another host (a scheduler's worker, usually, on BigQuery) cannot be
+    checked from here: --force clears it, with --reason, when you know its run is gone.
+
     \b
     Example:
         backfill unlock fct_trips --requested-by alice --reason "run killed by OOM"
     """
     with library(project_dir, target) as ctx:
-        result = backfills.unlock(ctx, model, requested_by, reason)
+        result = backfills.unlock(ctx, model, requested_by, reason, force)
     if as_json:
         render.as_json(result)
         return

@@ -179,6 +179,8 @@ CASES = [
     refused("lineage", 'fct_trips"', error=f"model name 'fct_trips\"' {NOT_A_NAME}"),
     refused("unlock", "fct_trips", "--requested-by", "dave", error="fct_trips is not locked"),
     refused("unlock", "fct trips", error=f"model name 'fct trips' {NOT_A_NAME}"),
+    refused("unlock", "fct_trips", "--force", "--requested-by", "dave",
+            error="--force needs --reason: say why the lock's process is known to be gone"),
     refused("unlock", "fct_trips", "--reason", "r" * 600,
             error="reason is 600 characters; at most 500 are allowed"),
     refused("unlock", "fct_trips", "--requested-by", "",

@@ -428,19 +428,17 @@ def history(
 def _interrupted(ctx: Context, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Show a `running` backfill whose process is gone as `interrupted`.
 
-    A run holds its model's lock from before it logs `running` until after it logs how it
-    ended; a `running` backfill without its lock, or whose lock is stale (its process is gone
-    from this host), was killed. Display only: the audit log keeps `running`, and resuming
-    the plan (`backfill run PLAN --execute`) continues it.
+    Display only: the audit log keeps `running`; resuming the plan (`backfill run PLAN
+    --execute`) continues it and `backfill rollback PLAN` undoes what it published.
     """
     from orchestrator.lock import Locks
 
     locks = Locks(ctx.audit)
     for row in rows:
-        if row.get("status") == "running":
-            lock = locks.get(str(row["model"]))
-            if lock is None or lock.backfill_id != row["backfill_id"] or lock.is_stale:
-                row["status"] = "interrupted"
+        if row.get("status") == "running" and locks.is_interrupted(
+            str(row["model"]), str(row["backfill_id"])
+        ):
+            row["status"] = "interrupted"
     return rows
 
 

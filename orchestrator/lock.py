@@ -90,6 +90,13 @@ class Locks:
         claims = self._claims(model)
         return claims[0] if claims else None
 
+    def is_interrupted(self, model: str, backfill_id: str) -> bool:
+        """Whether a backfill logged `running` on `model` was killed: a run holds the lock
+        from before it logs `running` until after it logs how it ended, so a running
+        backfill without its lock, or whose lock is stale, has no process any more."""
+        lock = self.get(model)
+        return lock is None or lock.backfill_id != backfill_id or lock.is_stale
+
     def check_free(self, model: str, backfill_id: str) -> None:
         """Fail fast (before any write) when another backfill holds the model."""
         lock = self.get(model)

@@ -1,7 +1,9 @@
 """Rollback: restore exactly the partitions a backfill replaced, from its backup, atomically.
 
-Refused when any of those partitions changed after the backfill published them (a later
-backfill or a dbt run), unless forced; a forced rollback is recorded as such. The
+A backfill that ended (succeeded or failed) or was interrupted (killed mid-run: logged
+`running`, its lock gone or stale) can be rolled back; only its published chunks are
+restored. Refused when any of those partitions changed after the backfill published them
+(a later backfill or a dbt run), unless forced; a forced rollback is recorded as such. The
 partitions being replaced are themselves backed up first, so a rollback is a dataset
 version like any other and can be exported or undone.
 """
@@ -49,7 +51,12 @@ def rollback(
     status = current.get("status", "planned")
     if status == "rolled_back":
         raise BadInput(f"backfill {plan.backfill_id} is already rolled back")
-    if status not in ROLLBACK_OK_FROM:
+    if status == "running" and not Locks(audit).is_interrupted(plan.model, plan.backfill_id):
+        raise BadInput(
+            f"backfill {plan.backfill_id} is running; roll it back once it has ended "
+            "or been interrupted"
+        )
+    if status not in ROLLBACK_OK_FROM | {"running"}:
         raise BadInput(
             f"backfill {plan.backfill_id} is {status}; only a run backfill can be rolled back"
         )

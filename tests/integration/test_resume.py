@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,64 @@ def test_killed_run_resumes_to_the_clean_result(
         "select action from backfill_audit.lock_events "
         f"where backfill_id = '{plan_id}' order by recorded_at",
     ) == [("acquired",), ("taken_over",), ("acquired",), ("released",)]
+
+
+def test_an_interrupted_run_can_be_rolled_back_instead_of_resumed(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after publishing chunk 1 of 3: rollback restores exactly that chunk."""
+    correct_a_fare(warehouse, "2024-01-11")
+    original = checksums(warehouse)
+    plan_id = approved(warehouse, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
+    killed = run_in_subprocess(plan_id, "after_publish@1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert checksums(warehouse) != original  # chunk 1 carries the corrected fare
+    assert backfill("status", plan_id, "--json").json()["status"] == "interrupted"
+
+    preview = backfill("rollback", plan_id, "--requested-by", "carol", "--json")
+    assert preview.exit_code == 0, preview.stderr
+    assert [p["partition"] for p in preview.json()["partitions"]] == [
+        f"2024-01-{day}" for day in (10, 11, 12, 13)
+    ]
+    rolled = backfill("rollback", plan_id, "--execute", "--requested-by", "carol")
+    assert rolled.exit_code == 0, rolled.stderr
+    assert checksums(warehouse) == original
+    assert query(
+        warehouse,
+        "select status from backfill_audit.backfill_log "
+        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
+    ) == [("rolled_back",)]
+    assert query(
+        warehouse,
+        "select action from backfill_audit.lock_events "
+        f"where backfill_id = '{plan_id}' order by recorded_at",
+    ) == [("acquired",), ("taken_over",), ("acquired",), ("released",)]
+    assert query(warehouse, "select count(*) from backfill_audit.locks") == [(0,)]
+
+    resumed = backfill("run", plan_id, "--execute")
+    assert resumed.exit_code == 2
+    assert resumed.stderr == (
+        f"Error: plan {plan_id} was rolled back; make a new plan to run it again\n"
+    )
+
+
+def test_a_running_backfill_cannot_be_rolled_back(warehouse: Path) -> None:
+    plan_id = approved(warehouse)
+    query(
+        warehouse,
+        "insert into backfill_audit.locks values ('fct_trips', "
+        f"'{plan_id}', 'alice', {os.getppid()}, '{socket.gethostname()}', now())",
+    )
+    query(
+        warehouse,
+        "insert into backfill_audit.backfill_log (event_no, backfill_id, model, status, "
+        f"recorded_at) values (1000, '{plan_id}', 'fct_trips', 'running', now())",
+    )
+    before = checksums(warehouse)
+    refused = backfill("rollback", plan_id, "--execute", "--requested-by", "carol")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"Error: backfill {plan_id} is running; roll it back once it has ended "
+        "or been interrupted\n"
+    )
+    assert checksums(warehouse) == before

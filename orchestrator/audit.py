@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from orchestrator.errors import BadInput
@@ -217,6 +217,7 @@ class AuditStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.wh = warehouse
         self._ready = False
+        self._chunk_clock: dict[str, datetime] = {}  # backfill_id -> its last chunk record time
 
     def t(self, table: str) -> str:
         return f"{SCHEMA}.{table}"
@@ -366,10 +367,30 @@ class AuditStore:
                     "checksum_before": f.get("checksum_before"),
                     "checksum_after": f.get("checksum_after"),
                     "error": f.get("error"),
-                    "updated_at": utcnow(),
+                    "updated_at": self._chunk_time(backfill_id),
                 }
             ],
         )
+
+    def _chunk_time(self, backfill_id: str) -> datetime:
+        """UTC now, but always after the backfill's previous chunk record.
+
+        The latest record of a chunk is its state, ordered by `updated_at`. A resume on a
+        host whose clock is behind the killed run's (or after the clock stepped back) would
+        otherwise write states that sort before the old ones, and a published chunk could
+        look unfinished and be redone. So the time only moves forward per backfill (a
+        hybrid logical clock); the lock keeps one process per backfill.
+        """
+        last = self._chunk_clock.get(backfill_id)
+        if last is None:
+            rows = self.wh.query(
+                f"select max(updated_at) from {self.t('backfill_chunks')} where backfill_id = $id",
+                {"id": backfill_id},
+            )
+            last = rows[0][0] if rows and rows[0][0] is not None else datetime.min
+        now = max(utcnow(), last + timedelta(microseconds=1))
+        self._chunk_clock[backfill_id] = now
+        return now
 
     def chunk_states(self, backfill_id: str) -> dict[tuple[str, int], dict[str, Any]]:
         """Latest state per (model, chunk_no)."""

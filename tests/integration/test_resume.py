@@ -143,3 +143,38 @@ def test_a_running_backfill_cannot_be_rolled_back(warehouse: Path) -> None:
         "or been interrupted\n"
     )
     assert checksums(warehouse) == before
+
+
+def test_a_resume_on_a_host_whose_clock_is_behind_still_finishes_every_chunk(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The killed run's host clock was an hour ahead of the resuming host's."""
+    reference = tmp_path / "reference.duckdb"
+    correct_a_fare(warehouse, "2024-01-15")
+    shutil.copyfile(warehouse, reference)
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(reference))
+    clean_id = approved(reference, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
+    assert backfill("run", clean_id, "--execute").exit_code == 0
+
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(warehouse))
+    plan_id = approved(warehouse, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
+    killed = run_in_subprocess(plan_id, "after_backup@2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    query(
+        warehouse,
+        "update backfill_audit.backfill_chunks set updated_at = updated_at + interval 1 hour "
+        f"where backfill_id = '{plan_id}'",
+    )
+    resumed = backfill("run", plan_id, "--execute", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.json()["chunks_skipped"] == 1
+    assert checksums(warehouse) == checksums(reference)
+    states = query(
+        warehouse,
+        "select chunk_no, state from backfill_audit.backfill_chunks "
+        f"where backfill_id = '{plan_id}' qualify row_number() over "
+        "(partition by chunk_no order by updated_at desc) = 1 order by 1",
+    )
+    assert states == [(1, "published"), (2, "published"), (3, "published")]
+    again = backfill("run", plan_id, "--execute", "--json")
+    assert (again.exit_code, again.json()["chunks_skipped"]) == (0, 3)

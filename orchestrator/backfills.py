@@ -630,7 +630,7 @@ def history(ctx: Context, model: str | None = None, limit: int = 50) -> list[dic
 
 
 def unlock(
-    ctx: Context, model: str, requested_by: str | None, reason: str | None, force: bool = False
+    ctx: Context, model: str, requested_by: str | None, reason: str | None, *, force: bool = False
 ) -> dict[str, Any]:
     planning.check_identifier(model)
     who = operator(requested_by)

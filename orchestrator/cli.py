@@ -501,7 +501,7 @@ def unlock(
         backfill unlock fct_trips --requested-by alice --reason "run killed by OOM"
     """
     with library(project_dir, target) as ctx:
-        result = backfills.unlock(ctx, model, requested_by, reason, force)
+        result = backfills.unlock(ctx, model, requested_by, reason, force=force)
     if as_json:
         render.as_json(result)
         return

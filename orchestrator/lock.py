@@ -74,7 +74,7 @@ class Lock:
 
     def remote_hint(self) -> str:
         return (
-            f"its process {self.pid} runs on host {self.host}, which this machine cannot "
+            f"its process {self.pid} is on host {self.host}, which this machine cannot "
             f"check: if it is gone, clear the lock with `backfill unlock {self.model} "
             "--force --reason TEXT --requested-by NAME`"
         )

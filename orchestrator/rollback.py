@@ -24,7 +24,8 @@ from orchestrator.versions import record_deltas, version_for
 from orchestrator.wap import backup_relation
 from orchestrator.warehouse.base import PartitionStats
 
-ROLLBACK_OK_FROM = {"succeeded", "failed", "failed_validation"}
+# A `running` backfill only once it is interrupted (checked first).
+ROLLBACK_OK_FROM = {"succeeded", "failed", "failed_validation", "running"}
 
 
 @dataclass
@@ -56,7 +57,7 @@ def rollback(
             f"backfill {plan.backfill_id} is running; roll it back once it has ended "
             "or been interrupted"
         )
-    if status not in ROLLBACK_OK_FROM | {"running"}:
+    if status not in ROLLBACK_OK_FROM:
         raise BadInput(
             f"backfill {plan.backfill_id} is {status}; only a run backfill can be rolled back"
         )

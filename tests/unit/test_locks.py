@@ -151,7 +151,7 @@ def test_a_lock_from_another_host_is_cleared_only_with_force_and_a_reason(locks:
     at = datetime(2026, 11, 22, 10, 0, 0)
     claim(locks, "bf_bbbbbbbbbbbb", at, host="airflow-worker-7")
     hint = (
-        f"its process {OTHER_PID} runs on host airflow-worker-7, which this machine cannot "
+        f"its process {OTHER_PID} is on host airflow-worker-7, which this machine cannot "
         "check: if it is gone, clear the lock with `backfill unlock fct_trips --force "
         "--reason TEXT --requested-by NAME`"
     )

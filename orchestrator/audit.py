@@ -408,6 +408,22 @@ class AuditStore:
             out[(row["model"], int(row["chunk_no"]))] = row
         return out
 
+    def half_published(self, model: str | None = None) -> list[str]:
+        """Backfills (of `model`, or any) with a chunk stopped halfway through a partition
+        copy (`publish: partition_copy`): its partitions mix old and new rows until it is
+        resumed or rolled back."""
+        if not self.exists():
+            return []
+        of_model = "model = $model" if model is not None else "true"
+        rows = self.wh.query(
+            f"select distinct backfill_id from (select backfill_id, state from "
+            f"{self.t('backfill_chunks')} where {of_model} "
+            "qualify row_number() over (partition by backfill_id, model, chunk_no "
+            "order by updated_at desc) = 1) as latest where state = 'publishing' order by 1",
+            {"model": model} if model is not None else None,
+        )
+        return [str(r[0]) for r in rows]
+
     def chunk_rows(self, backfill_id: str) -> list[dict[str, Any]]:
         rows = self.wh.query(
             f"select {', '.join(CHUNK_FIELDS)} from {self.t('backfill_chunks')} "

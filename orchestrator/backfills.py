@@ -467,6 +467,7 @@ def run(
                 manifest.inputs(model.name),
                 compiled_chunk.invocation_id,
                 data_tests.get(chunk["model"], ()),
+                states.get((chunk["model"], int(chunk["chunk_no"]))),
             )
             outcome = run_chunk(audit, work)
             report.chunks_run.append(outcome)

@@ -19,6 +19,8 @@ POINTS = (
     "inside_publish",
     "after_publish",
 )
+# Reached only by a model that opts into `publish: partition_copy`, after each partition.
+PARTITION_COPY_POINTS = ("between_partition_copies",)
 _reached: Counter[str] = Counter()
 _counting_for = ""  # the BACKFILL_FAULT value that `_reached` counts for
 

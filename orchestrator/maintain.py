@@ -3,8 +3,10 @@
 A backup is kept while the backfill that owns it was active within the window, or while a
 dataset version inside the window points at it (exporting or rolling back that version
 needs it). Staging tables are kept for inspection inside the window, except those whose
-chunk was published (then they are leftovers of a crash after publish). Snapshots are
-never expired. Every removal is recorded in `maintenance_log`.
+chunk was published (then they are leftovers of a crash after publish). Neither is
+expired while a chunk of its backfill is half-published (`publish: partition_copy`
+stopped between partitions): the resume copies from the staging, a rollback restores
+from the backup. Snapshots are never expired. Every removal is recorded in `maintenance_log`.
 """
 
 from __future__ import annotations
@@ -59,10 +61,12 @@ def maintain(
             "where state = 'published'"
         )
     }
+    # A half-published chunk resumes from its staging and rolls back from its backup.
+    half_published = set(audit.half_published())
     expired: list[Expiry] = []
     for relation, _ in sorted(wh.list_relations(BACKUP_SCHEMA)):
         backfill_id = _owner(relation)
-        if relation in needed_by_version:
+        if relation in needed_by_version or backfill_id in half_published:
             continue
         if _recent(last_activity.get(backfill_id), cutoff):
             continue
@@ -73,6 +77,8 @@ def maintain(
         backfill_id = _owner(relation)
         chunk = relation.rsplit("__c", 1)[-1]
         chunk_no = int(chunk) if chunk.isdigit() else -1
+        if backfill_id in half_published:
+            continue
         if any(b == backfill_id and c == chunk_no for b, _, c in published):
             expired.append(Expiry(relation, f"staging of a published chunk of {backfill_id}"))
         elif not _recent(last_activity.get(backfill_id), cutoff):

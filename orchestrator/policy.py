@@ -31,6 +31,15 @@ class BackfillPolicy:
     row_count_tolerance: float = 0.5
     null_rate_margin: float = 0.05
     max_bytes: int | None = None  # dry-run budget: bytes the plan's SQL may process (BigQuery)
+    publish: str = "transaction"  # or "partition_copy": see PUBLISH_MODES
+
+
+# How a validated chunk reaches production. `transaction` (the default) swaps the whole
+# chunk in one transaction. `partition_copy` replaces one partition at a time (BigQuery: a
+# copy job per partition, which bills no bytes where the DML swap scans the range): each
+# partition is atomic, the chunk is not, so a reader may see some days new and some old
+# until the chunk ends, and a crash leaves the chunk `publishing` for a resume or rollback.
+PUBLISH_MODES = ("transaction", "partition_copy")
 
 
 def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
@@ -56,6 +65,7 @@ def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
             row_count_tolerance=float(raw.get("row_count_tolerance", 0.5)),
             null_rate_margin=float(raw.get("null_rate_margin", 0.05)),
             max_bytes=_max_bytes(raw.get("max_bytes")),
+            publish=_publish(raw),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"model {model} has an invalid meta.backfill block: {exc}") from exc
@@ -67,6 +77,15 @@ def _max_bytes(raw: Any) -> int | None:
     if isinstance(raw, bool) or int(raw) != raw or int(raw) < 1:
         raise ValueError(f"max_bytes must be a positive whole number of bytes, got {raw!r}")
     return int(raw)
+
+
+def _publish(raw: dict[str, Any]) -> str:
+    mode = raw.get("publish", "transaction")
+    if mode not in PUBLISH_MODES:
+        raise ValueError(f"publish must be one of {', '.join(PUBLISH_MODES)}, got {mode!r}")
+    if mode == "partition_copy" and raw.get("partition_granularity", "day") != "day":
+        raise ValueError("publish: partition_copy needs partition_granularity: day")
+    return str(mode)
 
 
 def _check(raw: dict[str, Any]) -> Check:

@@ -1,9 +1,11 @@
 """Rollback: restore exactly the partitions a backfill replaced, from its backup, atomically.
 
 A backfill that ended (succeeded or failed) or was interrupted (killed mid-run: logged
-`running`, its lock gone or stale) can be rolled back; only its published chunks are
-restored. Refused when any of those partitions changed after the backfill published them
-(a later backfill or a dbt run), unless forced; a forced rollback is recorded as such. The
+`running`, its lock gone or stale) can be rolled back; its published chunks are restored,
+and so is a chunk left half-published by `publish: partition_copy` (each of its partitions
+holds either the rows from before or the staged ones). Refused when any of those
+partitions changed after the backfill wrote them (a later backfill or a dbt run), unless
+forced; a forced rollback is recorded as such. The
 partitions being replaced are themselves backed up first, so a rollback is a dataset
 version like any other and can be exported or undone.
 """
@@ -26,6 +28,9 @@ from orchestrator.warehouse.base import PartitionStats
 
 # A `running` backfill only once it is interrupted (checked first).
 ROLLBACK_OK_FROM = {"succeeded", "failed", "failed_validation", "running"}
+# Chunk states whose partitions the backfill changed: `publishing` is a partition copy
+# that stopped between partitions.
+RESTORED_CHUNK_STATES = {"published", "publishing"}
 
 
 @dataclass
@@ -62,7 +67,9 @@ def rollback(
             f"backfill {plan.backfill_id} is {status}; only a run backfill can be rolled back"
         )
     published = [
-        s for s in audit.chunk_states(plan.backfill_id).values() if s["state"] == "published"
+        s
+        for s in audit.chunk_states(plan.backfill_id).values()
+        if s["state"] in RESTORED_CHUNK_STATES
     ]
     if not published:
         raise BadInput(
@@ -72,6 +79,7 @@ def rollback(
     manifest = ctx.dbt.manifest()
     before = audit.partitions(plan.backfill_id, "before")
     after = audit.partitions(plan.backfill_id, "after")
+    staged = audit.partitions(plan.backfill_id, "staged")
     report = RollbackReport(plan.backfill_id, execute, force)
     for chunk in sorted(published, key=lambda c: (c["model"], c["chunk_no"])):
         model = manifest.model(chunk["model"])
@@ -80,10 +88,15 @@ def rollback(
             model.relation, pf, chunk["start_date"], chunk["end_date"]
         )
         for day in _days(chunk["start_date"], chunk["end_date"]):
-            published_state = after.get((model.name, day), (0, "0"))
+            key = (model.name, day)
             now_state = (now[day].rows, now[day].checksum) if day in now else (0, "0")
-            restored = before.get((model.name, day), (0, "0"))
-            if now_state != published_state:
+            restored = before.get(key, (0, "0"))
+            if chunk["state"] == "published":
+                written = {after.get(key, (0, "0"))}
+            else:  # half-published: the partition was copied or not yet
+                written = {staged.get(key, (0, "0")), restored}
+            changed = now_state not in written
+            if changed:
                 report.conflicts.append(f"{model.name} {day}")
             report.partitions.append(
                 {
@@ -91,7 +104,7 @@ def rollback(
                     "partition": day,
                     "rows_now": now_state[0],
                     "rows_restored": restored[0],
-                    "changed_since": now_state != published_state,
+                    "changed_since": changed,
                 }
             )
     if report.conflicts and not force:
@@ -208,7 +221,7 @@ def _later_backfills(ctx: Context, plan: PlanRecord) -> list[str]:
         "where model = $m and phase = 'after' and backfill_id <> $id "
         "and partition_date between $s and $e and recorded_at > ("
         f"select max(recorded_at) from {ctx.audit.t('partition_checksums')} "
-        "where backfill_id = $id and phase = 'after') order by 1",
+        "where backfill_id = $id and phase in ('after', 'staged')) order by 1",
         {"m": plan.model, "id": plan.backfill_id, "s": plan.start, "e": plan.end},
     )
     return [str(r[0]) for r in rows]

@@ -192,6 +192,7 @@ def export_version(ctx: Context, model_name: str, version_no: int, output: Path)
     check_identifier(model_name)
     path = check_output_path(output)
     model = ctx.dbt.manifest().model(model_name)
+    _refuse_half_published(ctx, model.name, "exported")
     pf = model.policy().partition_field
     sql = version_sql(ctx.audit, model.name, model.relation, pf, version_no)
     rows = ctx.warehouse.export_parquet(sql, str(path))
@@ -209,6 +210,7 @@ def take_snapshot(
     who = operator(requested_by)
     model = ctx.dbt.manifest().model(model_name)
     audit, wh = ctx.audit, ctx.warehouse
+    _refuse_half_published(ctx, model.name, "snapshotted")
     audit.ensure()
     relation = f"{SNAPSHOT_SCHEMA}.{model.name.replace('.', '_')}__{tag}"
     if wh.relation_exists(relation):
@@ -243,3 +245,14 @@ def take_snapshot(
         "rows": count,
         "checksum": checksum,
     }
+
+
+def _refuse_half_published(ctx: Context, model: str, action: str) -> None:
+    """Versions are whole published chunks: a half-published one would leak into both."""
+    pending = ctx.audit.half_published(model)
+    if pending:
+        raise BadInput(
+            f"{model} cannot be {action} while backfill {pending[0]} is half-published "
+            f"(publish: partition_copy stopped between partitions): resume it with "
+            f"`backfill run {pending[0]} --execute` or roll it back first"
+        )

@@ -1,7 +1,7 @@
 """Write-audit-publish of one chunk: back up, stage, validate, publish, record.
 
-Production is only ever changed by `publish`, one transaction that swaps the chunk's
-partitions and writes the chunk's audit rows, so a chunk is either fully published
+Production is only ever changed by `publish`, by default one transaction that swaps the
+chunk's partitions and writes the chunk's audit rows, so a chunk is either fully published
 and recorded or not at all. Every step records its state before the next one starts,
 so a crash anywhere resumes by redoing the chunk from its backup step: the backup is
 taken from production, which an unpublished chunk never changed.
@@ -9,18 +9,25 @@ taken from production, which an unpublished chunk never changed.
 A chunk is built where the warehouse keeps relations that live only while the command
 runs (`transient_relation`: in memory on DuckDB, the staging dataset on BigQuery). It is
 copied to its named staging relation only when validation fails, to be inspected.
+
+A model may opt into `publish: partition_copy` (policy.PUBLISH_MODES): the chunk is built
+in its named staging relation, recorded `publishing`, then copied one partition at a time
+and recorded `published` in a transaction of its own. A crash in between leaves some
+partitions new and some old; the resume goes straight to the copies (production changed,
+so the chunk's `before` comes from the audit store), and a rollback restores it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.audit import AuditStore, PlanRecord
-from orchestrator.errors import ValidationFailed
+from orchestrator.errors import ValidationFailed, WorkFailed
 from orchestrator.faults import fault_point
 from orchestrator.lineage import record_lineage
 from orchestrator.manifest import CompiledDataTest, Model
@@ -60,22 +67,78 @@ class ChunkWork:
     inputs: list[dict[str, str | None]]
     invocation_id: str
     data_tests: tuple[CompiledDataTest, ...] = ()
+    prior: Mapping[str, Any] | None = None  # the chunk's last record, if a run began it
+
+    @property
+    def prior_state(self) -> str | None:
+        return None if self.prior is None else str(self.prior["state"])
 
 
 def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     wh = audit.wh
     chunk, backfill_id = work.chunk, work.plan.backfill_id
-    relation, policy, sql = work.model.relation, work.model.policy(), work.sql
+    relation, policy = work.model.relation, work.model.policy()
     model, chunk_no = chunk["model"], int(chunk["chunk_no"])
-    clock = _Clock()
     start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
-    pf = policy.partition_field
+    by_partition = policy.publish == "partition_copy"
     staging = staging_relation(model, backfill_id, chunk_no)
-    building = wh.transient_relation(staging)
-    backup = backup_relation(model, backfill_id)
+    # Copying partition by partition can stop halfway; the resume copies the rest from
+    # the staged rows, so they must outlive the process.
+    building = staging if by_partition else wh.transient_relation(staging)
     for schema in (STAGING_SCHEMA, BACKUP_SCHEMA):
         wh.ensure_schema(schema)
 
+    clock = _Clock()
+    if work.prior_state == "publishing" and wh.relation_exists(building):
+        staged = _recorded_stage(audit, work, start, end)
+    elif work.prior_state == "publishing":
+        raise WorkFailed(
+            f"chunk {chunk_no} of {backfill_id} was half-published and its staged rows in "
+            f"{staging} are gone (expired or dropped); roll it back with "
+            f"`backfill rollback {backfill_id} --execute --requested-by NAME`"
+        )
+    else:
+        staged = _stage(audit, work, building, staging, start, end, clock)
+
+    if by_partition:
+        rows_after = _publish_by_partition(audit, work, building, staged, start, end)
+    else:
+        with wh.transaction():  # the swap and all its records commit together
+            wh.copy_range(building, relation, policy.partition_field, start, end)
+            rows_after = _record_published(audit, work, staged, start, end)
+    fault_point("after_publish")
+    clock.lap("publish")
+    wh.drop_relation(building)
+    if building != staging:  # rows kept by an earlier attempt that failed validation
+        wh.drop_relation(staging)
+    clock.lap("cleanup")
+    return ChunkOutcome(model, chunk_no, staged.rows_before, rows_after, clock.laps)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A validated chunk waiting to be published, and what production held before it."""
+
+    before: dict[date, PartitionStats]
+    rows_before: int
+    checksum_before: str
+    staged_rows: int
+
+
+def _stage(
+    audit: AuditStore,
+    work: ChunkWork,
+    building: str,
+    staging: str,
+    start: date,
+    end: date,
+    clock: _Clock,
+) -> _Staged:
+    """Measure, back up, build and validate the chunk; production is not touched."""
+    wh, chunk, backfill_id = audit.wh, work.chunk, work.plan.backfill_id
+    relation, policy = work.model.relation, work.model.policy()
+    model, chunk_no, pf = chunk["model"], int(chunk["chunk_no"]), policy.partition_field
+    backup = backup_relation(model, backfill_id)
     before = wh.partition_stats(relation, pf, start, end)
     rows_before, checksum_before = _summary(before)
     audit.record_chunk(
@@ -97,7 +160,8 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     fault_point("after_backup")
     clock.lap("backup")
 
-    wh.create_table_as(building, sql)
+    by_partition = policy.publish == "partition_copy"
+    wh.create_table_as(building, work.sql, shaped_like=relation if by_partition else None)
     staged_rows = int(wh.query(f"select count(*) from {building}")[0][0])
     audit.record_chunk(
         backfill_id,
@@ -138,42 +202,100 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
         )
     fault_point("after_validate")
     clock.lap("validate")
+    return _Staged(before, rows_before, checksum_before, staged_rows)
 
-    with wh.transaction():  # the swap and all its records commit together
-        wh.copy_range(building, relation, pf, start, end)
-        after = wh.partition_stats(relation, pf, start, end)
-        rows_after, checksum_after = _summary(after)
-        audit.record_partitions(backfill_id, model, chunk_no, "after", _rows(after))
-        version = version_for(
-            audit,
-            model,
-            backfill_id,
-            "backfill",
-            work.plan.fingerprint,
-            work.plan.reason or f"backfill {backfill_id}",
-        )
-        record_deltas(audit, version, model, start, end, before, after, backup)
-        record_lineage(audit, work.plan, relation, start, end, work.inputs, sql, work.invocation_id)
-        wh.tag_relation(
-            relation, {"backfill_id": backfill_id, "git_commit": work.plan.git_commit[:12]}
-        )
-        audit.record_chunk(
-            backfill_id,
-            chunk,
-            "published",
-            rows_before=rows_before,
-            rows_after=rows_after,
-            checksum_before=checksum_before,
-            checksum_after=checksum_after,
-        )
-        fault_point("inside_publish")
-    fault_point("after_publish")
-    clock.lap("publish")
-    wh.drop_relation(building)
-    if building != staging:  # rows kept by an earlier attempt that failed validation
-        wh.drop_relation(staging)
-    clock.lap("cleanup")
-    return ChunkOutcome(model, chunk_no, rows_before, rows_after, clock.laps)
+
+def _recorded_stage(audit: AuditStore, work: ChunkWork, start: date, end: date) -> _Staged:
+    """A half-published chunk as recorded before its first partition copy: production has
+    changed since, so its `before` must come from the audit store, not be measured again."""
+    model, state = work.chunk["model"], work.prior or {}
+    before = {
+        day: PartitionStats(day, rows, checksum)
+        for (name, day), (rows, checksum) in audit.partitions(
+            work.plan.backfill_id, "before"
+        ).items()
+        if name == model and start <= day <= end
+    }
+    return _Staged(
+        before,
+        int(state["rows_before"] or 0),
+        str(state["checksum_before"]),
+        int(state["rows_after"] or 0),
+    )
+
+
+def _publish_by_partition(
+    audit: AuditStore, work: ChunkWork, building: str, staged: _Staged, start: date, end: date
+) -> int:
+    """Replace the chunk's partitions one at a time, then record the chunk as published.
+
+    `publishing` and the staged checksums are recorded before the first copy, so a resume
+    redoes the copies (each replaces a whole partition, so redoing one is harmless) and a
+    rollback can tell a half-published partition from one changed by someone else.
+    """
+    wh, chunk, backfill_id = audit.wh, work.chunk, work.plan.backfill_id
+    relation, pf = work.model.relation, work.model.policy().partition_field
+    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    if work.prior_state != "publishing":
+        with wh.transaction():
+            staged_stats = wh.partition_stats(building, pf, start, end)
+            audit.record_partitions(backfill_id, model, chunk_no, "staged", _rows(staged_stats))
+            audit.record_chunk(
+                backfill_id,
+                chunk,
+                "publishing",
+                rows_before=staged.rows_before,
+                rows_after=staged.staged_rows,
+                checksum_before=staged.checksum_before,
+            )
+    staged_days = wh.partition_rows(building, pf, start, end)
+    present_days = wh.partition_rows(relation, pf, start, end)
+    for day in _days(start, end):
+        if day in staged_days:
+            wh.copy_partition(building, relation, pf, day)
+        elif day in present_days:  # the day has no rows any more: it must become empty
+            wh.delete_partition(relation, pf, day)
+        else:
+            continue
+        fault_point("between_partition_copies")
+    with wh.transaction():
+        return _record_published(audit, work, staged, start, end)
+
+
+def _record_published(
+    audit: AuditStore, work: ChunkWork, staged: _Staged, start: date, end: date
+) -> int:
+    """The chunk's after-checksums, dataset version, deltas, lineage, tag and state;
+    returns the rows the chunk's partitions now hold."""
+    wh, chunk, plan = audit.wh, work.chunk, work.plan
+    relation, pf = work.model.relation, work.model.policy().partition_field
+    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    after = wh.partition_stats(relation, pf, start, end)
+    rows_after, checksum_after = _summary(after)
+    audit.record_partitions(plan.backfill_id, model, chunk_no, "after", _rows(after))
+    version = version_for(
+        audit,
+        model,
+        plan.backfill_id,
+        "backfill",
+        plan.fingerprint,
+        plan.reason or f"backfill {plan.backfill_id}",
+    )
+    backup = backup_relation(model, plan.backfill_id)
+    record_deltas(audit, version, model, start, end, staged.before, after, backup)
+    record_lineage(audit, plan, relation, start, end, work.inputs, work.sql, work.invocation_id)
+    wh.tag_relation(relation, {"backfill_id": plan.backfill_id, "git_commit": plan.git_commit[:12]})
+    audit.record_chunk(
+        plan.backfill_id,
+        chunk,
+        "published",
+        rows_before=staged.rows_before,
+        rows_after=rows_after,
+        checksum_before=staged.checksum_before,
+        checksum_after=checksum_after,
+    )
+    fault_point("inside_publish")
+    return rows_after
 
 
 class _Clock:
@@ -199,6 +321,10 @@ def _summary(stats: dict[date, PartitionStats]) -> tuple[int, str]:
     for s in sorted(stats.values(), key=lambda s: s.partition):
         digest.update(f"{s.partition}:{s.rows}:{s.checksum};".encode())
     return sum(s.rows for s in stats.values()), digest.hexdigest()[:16]
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _safe(model: str) -> str:

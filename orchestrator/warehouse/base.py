@@ -70,7 +70,11 @@ class Warehouse(Protocol):
         """Bytes the query would process, where the warehouse bills by bytes (else None)."""
         ...
 
-    def create_table_as(self, relation: str, sql: str) -> None: ...
+    def create_table_as(self, relation: str, sql: str, *, shaped_like: str | None = None) -> None:
+        """Create (or replace) `relation` from `sql`; with `shaped_like`, partitioned and
+        clustered like that table where the warehouse partitions tables (BigQuery), so
+        partitions can be copied between the two."""
+        ...
 
     def transient_relation(self, relation: str) -> str:
         """The name under which to build `relation` when it is needed only while this
@@ -85,6 +89,16 @@ class Warehouse(Protocol):
         Creates `target` shaped like `source` if missing; returns rows copied. Callers wrap
         it in `transaction()` with the audit rows, so the swap and its record are atomic.
         """
+        ...
+
+    def copy_partition(self, source: str, target: str, partition_field: str, day: date) -> None:
+        """Replace the `day` partition of `target` with that of `source`, atomically for
+        that partition alone (BigQuery: a copy job, no bytes billed). It commits on its own:
+        never call it inside `transaction()`."""
+        ...
+
+    def delete_partition(self, target: str, partition_field: str, day: date) -> None:
+        """Empty the `day` partition of `target` (a day the source no longer has)."""
         ...
 
     def drop_relation(self, relation: str) -> None: ...

@@ -246,7 +246,8 @@ class DuckDBWarehouse:
         del sql
         return None
 
-    def create_table_as(self, relation: str, sql: str) -> None:
+    def create_table_as(self, relation: str, sql: str, *, shaped_like: str | None = None) -> None:
+        del shaped_like  # DuckDB tables have no partitioning to match
         self.con.execute(f"create or replace table {relation} as {sql}")
 
     def copy_range(
@@ -265,6 +266,20 @@ class DuckDBWarehouse:
             params,
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def copy_partition(self, source: str, target: str, partition_field: str, day: date) -> None:
+        """The partition's delete and insert in one transaction of their own."""
+        names = ", ".join(self.columns(target))
+        with self.transaction():
+            self.delete_partition(target, partition_field, day)
+            self.con.execute(
+                f"insert into {target} ({names}) select {names} from {source} "
+                f"where {partition_field} = $day",
+                {"day": day},
+            )
+
+    def delete_partition(self, target: str, partition_field: str, day: date) -> None:
+        self.con.execute(f"delete from {target} where {partition_field} = $day", {"day": day})
 
     def tag_relation(self, relation: str, labels: Mapping[str, str]) -> None:
         text = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))

@@ -325,3 +325,106 @@ def _project_with_budget(directory: Path, max_bytes: int) -> Path:
     assert marker in text
     models.write_text(text.replace(marker, marker + f"          max_bytes: {max_bytes}\n", 1))
     return directory
+
+
+# -- publish: partition_copy --------------------------------------------------------------
+def test_a_table_shaped_like_another_gets_its_day_partitioning(wh: BigQueryWarehouse) -> None:
+    wh.create_table_as(
+        "wh_test.shaped", "select * from wh_test.source", shaped_like="wh_test.facts"
+    )
+    shaped = wh.client.get_table("wh_test.shaped")
+    assert (shaped.time_partitioning.field, shaped.time_partitioning.type_) == ("d", "DAY")
+    assert wh.query("select id from wh_test.shaped order by id") == [("s2",), ("t2",)]
+
+
+class _FakeTables(requests.Session):
+    """Answers tables.get with one table resource as real BigQuery shapes it."""
+
+    is_mtls = False
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        super().__init__()
+        self.resource = resource
+
+    def request(self, method: str, url: str, data: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        assert method == "GET" and "/tables/" in url, (method, url)
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps(self.resource).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+
+@pytest.mark.parametrize(
+    ("partition_type", "layout"),
+    [
+        ("DATE", " partition by trip_date cluster by city_id, driver_id"),
+        ("TIMESTAMP", " partition by date(trip_date) cluster by city_id, driver_id"),
+    ],
+)
+def test_the_layout_copied_includes_the_clustering(partition_type: str, layout: str) -> None:
+    """The emulator keeps no clustering, so the table metadata comes as BigQuery sends it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    resource = {
+        "tableReference": {"projectId": "p", "datasetId": "marts", "tableId": "fct_trips"},
+        "schema": {
+            "fields": [
+                {"name": "trip_id", "type": "STRING"},
+                {"name": "trip_date", "type": partition_type},
+            ]
+        },
+        "timePartitioning": {"type": "DAY", "field": "trip_date"},
+        "clustering": {"fields": ["city_id", "driver_id"]},
+    }
+    client = bigquery.Client(
+        project="p", credentials=AnonymousCredentials(), _http=_FakeTables(resource)
+    )
+    assert BigQueryWarehouse(client)._layout_of("marts.fct_trips") == layout
+
+
+def test_delete_partition_empties_exactly_that_day(wh: BigQueryWarehouse) -> None:
+    wh.delete_partition("wh_test.facts", "d", date(2024, 1, 2))
+    assert wh.partition_rows("wh_test.facts", "d", date(2024, 1, 1), date(2024, 1, 3)) == {
+        date(2024, 1, 1): 1,
+        date(2024, 1, 3): 1,
+    }
+
+
+def test_copy_partition_sends_a_truncating_copy_job_of_that_partition() -> None:
+    """Partition decorators are not emulated: check the copy job the client sends."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    http = _FakeBigQuery(total_bytes=0)
+    client = bigquery.Client(project="p", credentials=AnonymousCredentials(), _http=http)
+    wh = BigQueryWarehouse(client)
+    wh.copy_partition(
+        "backfill_staging.fct_trips__bf_0123456789ab__c001",
+        "marts.fct_trips",
+        "trip_date",
+        date(2024, 2, 3),
+    )
+    sent = http.requests[0]
+    assert sent["method"] == "POST" and sent["url"].endswith("/projects/p/jobs?prettyPrint=false")
+    config = sent["body"]["configuration"]
+    assert config["copy"] == {
+        "sourceTables": [
+            {
+                "projectId": "p",
+                "datasetId": "backfill_staging",
+                "tableId": "fct_trips__bf_0123456789ab__c001$20240203",
+            }
+        ],
+        "destinationTable": {
+            "projectId": "p",
+            "datasetId": "marts",
+            "tableId": "fct_trips$20240203",
+        },
+        "writeDisposition": "WRITE_TRUNCATE",
+    }
+    assert config["labels"]["backfill_id"] == "bf_0123456789ab"
+    refused = pytest.raises(WorkFailed, match="cannot be part of a BigQuery transaction")
+    with refused, wh.transaction():
+        wh.copy_partition("a.b", "c.d", "trip_date", date(2024, 2, 3))

@@ -10,7 +10,7 @@ from pathlib import Path
 import crash_harness
 import pytest
 
-from orchestrator.faults import POINTS
+from orchestrator.faults import PARTITION_COPY_POINTS, POINTS
 
 TRIALS = crash_harness.standard_trials()
 
@@ -24,6 +24,8 @@ def test_a_killed_backfill_resumes_to_the_clean_result(
 
 
 def test_every_fault_point_in_wap_is_known_to_the_fault_injector() -> None:
+    """The trials here cover POINTS; the partition-copy points (reached only by a model
+    that opts in) are killed at in tests/integration/test_partition_copy_publish.py."""
     source = (crash_harness.REPO / "orchestrator" / "wap.py").read_text()
     called = [
         node.args[0].value
@@ -32,7 +34,7 @@ def test_every_fault_point_in_wap_is_known_to_the_fault_injector() -> None:
         and getattr(node.func, "id", None) == "fault_point"
         and isinstance(node.args[0], ast.Constant)
     ]
-    assert sorted(called) == sorted(POINTS)
+    assert sorted(called) == sorted(POINTS + PARTITION_COPY_POINTS)
 
 
 def test_the_trials_kill_at_every_fault_point_of_every_chunk() -> None:

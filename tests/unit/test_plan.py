@@ -227,3 +227,30 @@ def test_a_model_that_opts_out_says_why() -> None:
         str(exc.value)
         == "model dim_x has no meta.backfill policy; it cannot be backfilled (a view)"
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"publish": "copy"},
+            "publish must be one of transaction, partition_copy, got 'copy'",
+        ),
+        (
+            {"publish": "partition_copy", "partition_granularity": "month"},
+            "publish: partition_copy needs partition_granularity: day",
+        ),
+    ],
+)
+def test_an_unknown_publish_mode_is_refused(extra: dict[str, str], message: str) -> None:
+    meta = {"backfill": {"partition_field": "trip_date", "unique_key": "trip_id", **extra}}
+    with pytest.raises(BadInput) as exc:
+        policy_from_meta("fct_trips", meta)
+    assert str(exc.value) == f"model fct_trips has an invalid meta.backfill block: {message}"
+
+
+def test_publish_defaults_to_one_transaction_per_chunk() -> None:
+    meta = {"backfill": {"partition_field": "trip_date", "unique_key": "trip_id"}}
+    assert policy_from_meta("fct_trips", meta).publish == "transaction"
+    meta["backfill"]["publish"] = "partition_copy"
+    assert policy_from_meta("fct_trips", meta).publish == "partition_copy"

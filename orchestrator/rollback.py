@@ -5,9 +5,9 @@ A backfill that ended (succeeded or failed) or was interrupted (killed mid-run: 
 and so is a chunk left half-published by `publish: partition_copy` (each of its partitions
 holds either the rows from before or the staged ones). Refused when any of those
 partitions changed after the backfill wrote them (a later backfill or a dbt run), unless
-forced; a forced rollback is recorded as such. The
-partitions being replaced are themselves backed up first, so a rollback is a dataset
-version like any other and can be exported or undone.
+forced; a forced rollback is recorded as such. The partitions being replaced are
+themselves backed up first, so a rollback is a dataset version like any other and can be
+exported or undone. A rollback always runs as one transaction, whatever the publish mode.
 """
 
 from __future__ import annotations

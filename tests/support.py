@@ -78,6 +78,16 @@ def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
 
 
+def logged_status(path: Path, backfill_id: str) -> str:
+    """The backfill's status: its latest `backfill_log` event."""
+    rows = query(
+        path,
+        "select status from backfill_audit.backfill_log "
+        f"where backfill_id = '{backfill_id}' order by event_no desc limit 1",
+    )
+    return str(rows[0][0]) if rows else "none"
+
+
 def planned(
     path: Path,
     model: str = "fct_trips",

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from support import REPO, backfill, checksums, correct_a_fare, query
+from support import REPO, backfill, checksums, correct_a_fare, logged_status, query
 
 FCT_TRIPS_POLICY = """        backfill:
           partition_field: trip_date
@@ -80,6 +80,19 @@ def chunk_states(path: Path, plan_id: str) -> list[tuple[int, str]]:
     )
 
 
+def clean_run_checksums(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[date, tuple[int, str]]:
+    """fct_trips after the same plan run uninterrupted, in the default (transaction) mode,
+    on a copy of `path`; the env points at `path` again afterwards."""
+    reference = tmp_path / "reference.duckdb"
+    shutil.copyfile(path, reference)
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(reference))
+    assert backfill("run", approved_in(REPO), "--execute").exit_code == 0
+    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(path))
+    return checksums(reference)
+
+
 @pytest.fixture
 def corrected(warehouse: Path) -> Path:
     """The warehouse with two corrected fares in the range, one in each chunk."""
@@ -91,18 +104,12 @@ def corrected(warehouse: Path) -> Path:
 def test_partition_copies_publish_what_the_transaction_publishes(
     corrected: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reference = tmp_path / "reference.duckdb"
-    shutil.copyfile(corrected, reference)
-    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(reference))
-    clean_id = approved_in(REPO)
-    assert backfill("run", clean_id, "--execute").exit_code == 0
-
-    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(corrected))
+    expected = clean_run_checksums(corrected, tmp_path, monkeypatch)
     project = partition_copy_project(tmp_path)
     plan_id = approved_in(project)
     result = backfill("run", plan_id, "--execute", project_dir=project)
     assert result.exit_code == 0, result.stderr
-    assert checksums(corrected) == checksums(reference)
+    assert checksums(corrected) == expected
     assert chunk_states(corrected, plan_id) == [
         (1, "publishing"),
         (1, "published"),
@@ -129,13 +136,7 @@ def test_partition_copies_publish_what_the_transaction_publishes(
 def test_a_kill_between_partition_copies_resumes_to_the_clean_result(
     corrected: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reference = tmp_path / "reference.duckdb"
-    shutil.copyfile(corrected, reference)
-    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(reference))
-    assert backfill("run", approved_in(REPO), "--execute").exit_code == 0
-    expected = checksums(reference)
-
-    monkeypatch.setenv("RIDESHARE_DUCKDB_PATH", str(corrected))
+    expected = clean_run_checksums(corrected, tmp_path, monkeypatch)
     original = checksums(corrected)
     project = partition_copy_project(tmp_path)
     plan_id = approved_in(project)
@@ -212,11 +213,7 @@ def test_a_half_published_chunk_rolls_back_to_the_checksums_from_before(
     )
     assert rolled.exit_code == 0, rolled.stderr
     assert checksums(corrected) == original
-    assert query(
-        corrected,
-        "select status from backfill_audit.backfill_log "
-        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
-    ) == [("rolled_back",)]
+    assert logged_status(corrected, plan_id) == "rolled_back"
 
 
 def JAN(day: int) -> date:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import REPO, approved, backfill, checksums, correct_a_fare, query
+from support import REPO, approved, backfill, checksums, correct_a_fare, logged_status, query
 
 
 def run_in_subprocess(plan_id: str, fault: str) -> subprocess.CompletedProcess[str]:
@@ -52,11 +52,7 @@ def test_killed_run_resumes_to_the_clean_result(
     plan_id = approved(warehouse, "fct_trips", "2024-01-10", "2024-01-20", "--chunk-days", "4")
     killed = run_in_subprocess(plan_id, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert query(
-        warehouse,
-        "select status from backfill_audit.backfill_log "
-        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
-    ) == [("running",)]
+    assert logged_status(warehouse, plan_id) == "running"
     published_before = query(
         warehouse,
         "select count(*) from backfill_audit.backfill_chunks "
@@ -104,11 +100,7 @@ def test_an_interrupted_run_can_be_rolled_back_instead_of_resumed(
     rolled = backfill("rollback", plan_id, "--execute", "--requested-by", "carol")
     assert rolled.exit_code == 0, rolled.stderr
     assert checksums(warehouse) == original
-    assert query(
-        warehouse,
-        "select status from backfill_audit.backfill_log "
-        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
-    ) == [("rolled_back",)]
+    assert logged_status(warehouse, plan_id) == "rolled_back"
     assert query(
         warehouse,
         "select action from backfill_audit.lock_events "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from support import approved, backfill, checksums, correct_a_fare, query
+from support import approved, backfill, checksums, correct_a_fare, logged_status, query
 
 START, END = date(2024, 1, 10), date(2024, 1, 20)
 
@@ -60,11 +60,7 @@ def test_rollback_restores_the_recorded_checksums(warehouse: Path) -> None:
         )
     }
     assert recorded_before == {d: v for d, v in original.items() if START <= d <= END}
-    assert query(
-        warehouse,
-        "select status from backfill_audit.backfill_log "
-        f"where backfill_id = '{plan_id}' order by event_no desc limit 1",
-    ) == [("rolled_back",)]
+    assert logged_status(warehouse, plan_id) == "rolled_back"
     assert query(warehouse, "select requested_by, forced from backfill_audit.rollbacks") == [
         ("carol", False)
     ]

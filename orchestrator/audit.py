@@ -216,7 +216,8 @@ class PlanRecord:
 class AuditStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.wh = warehouse
-        self._ready = False
+        self._ready = False  # ensure() made every table
+        self._seen = False  # the store exists
         self._chunk_clock: dict[str, datetime] = {}  # backfill_id -> its last chunk record time
 
     def t(self, table: str) -> str:
@@ -232,7 +233,10 @@ class AuditStore:
         self._ready = True
 
     def exists(self) -> bool:
-        return self.wh.relation_exists(self.t("backfill_log"))
+        # Audit tables are never dropped: once seen, they need not be looked up again.
+        if not self._seen:
+            self._seen = self._ready or self.wh.relation_exists(self.t("backfill_log"))
+        return self._seen
 
     # -- plans ---------------------------------------------------------------------------
     def insert_plan(self, plan: PlanRecord) -> None:

@@ -147,7 +147,7 @@ def _restore(
                 start, end = chunk["start_date"], chunk["end_date"]
                 undo_backup = backup_relation(model.name, f"rb_{plan.backfill_id}")
                 replaced = wh.partition_stats(model.relation, pf, start, end)
-                wh.copy_range(model.relation, undo_backup, pf, start, end)
+                wh.backup_range(model.relation, undo_backup, pf, start, end)
                 wh.copy_range(
                     backup_relation(model.name, plan.backfill_id), model.relation, pf, start, end
                 )

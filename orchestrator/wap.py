@@ -148,7 +148,7 @@ def _stage(
     clock.lap("measure")
 
     with wh.transaction():  # the backup and its record land together
-        wh.copy_range(relation, backup, pf, start, end)
+        wh.backup_range(relation, backup, pf, start, end)
         audit.record_partitions(backfill_id, model, chunk_no, "before", _rows(before))
         audit.record_chunk(
             backfill_id,

@@ -91,6 +91,13 @@ class Warehouse(Protocol):
         """
         ...
 
+    def backup_range(
+        self, source: str, backup: str, partition_field: str, start: date, end: date
+    ) -> int:
+        """`copy_range` from a table into its backup. A backup is written once and read
+        rarely (rollback, export), so a warehouse may store it for write speed over size."""
+        ...
+
     def copy_partition(self, source: str, target: str, partition_field: str, day: date) -> None:
         """Replace the `day` partition of `target` with that of `source`, atomically for
         that partition alone (BigQuery: a copy job, no bytes billed). It commits on its own:

@@ -439,6 +439,11 @@ class BigQueryWarehouse:
         )
         return copied
 
+    def backup_range(
+        self, source: str, backup: str, partition_field: str, start: date, end: date
+    ) -> int:
+        return self.copy_range(source, backup, partition_field, start, end)
+
     def copy_partition(self, source: str, target: str, partition_field: str, day: date) -> None:
         """A copy job `source$YYYYMMDD` -> `target$YYYYMMDD` with WRITE_TRUNCATE: BigQuery
         replaces the partition atomically and bills no bytes (the emulator has no

@@ -90,6 +90,10 @@ def create_plan(
     models = [model] + (_downstream_partitioned(ctx, model) if downstream else [])
     chunks = [c for m in models for c in planning.split_chunks(m.name, start, end, days_per_chunk)]
     compiled = [c.sql for c in _compile(ctx, chunks)]
+    for m in models:
+        # The validation `run` does with them: a test that does not compile fails the plan,
+        # and the run reads them from the compile cache instead of starting dbt (~5 s).
+        ctx.dbt.compile_data_tests(m.name)
     dbt_vars = {"backfill_start": start.isoformat(), "backfill_end": end.isoformat()}
     commit, phash = git_commit(ctx.project_dir), project_hash(ctx.project_dir)
     fp = planning.fingerprint(

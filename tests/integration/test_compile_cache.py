@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import REPO, backfill
+from support import REPO, backfill, query
 
 # A new `backfill` process, as a user starts one, that reports whether it imported dbt.
 CHILD = """
@@ -63,3 +63,22 @@ def test_a_dry_run_after_the_plan_compiles_nothing_and_agrees_with_dbt(
     assert len(sql_from_cache) == 3
     assert sql_from_cache == sql_from_dbt
     assert "cast('2024-01-10' as date)" in sql_from_cache[0]
+
+
+def test_a_run_after_the_plan_validates_with_the_planned_data_tests_without_dbt(
+    warehouse: Path, plan_id: str
+) -> None:
+    assert backfill("dry-run", plan_id).exit_code == 0
+    assert backfill("approve", plan_id, "--approver", "bob").exit_code == 0
+
+    run = new_process("run", plan_id, "--execute", "--json")
+
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().endswith("dbt not imported")
+    dbt_tests = query(
+        warehouse,
+        "select chunk_no, count(*), count(*) filter (where passed) "
+        "from backfill_audit.validation_reports "
+        f"where backfill_id = '{plan_id}' and check_name like 'dbt test %' group by 1 order by 1",
+    )
+    assert dbt_tests == [(1, 7, 7), (2, 7, 7), (3, 7, 7)]

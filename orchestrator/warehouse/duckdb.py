@@ -136,10 +136,11 @@ class DuckDBWarehouse:
         if self._con is None:
             self._con = open_file(self.path)
             # DuckDB checkpoints (folds the WAL into the file, vacuuming deleted rows) at
-            # every commit once the WAL passes 16 MB: at each chunk of a large backfill,
-            # 8 s of 12 chunks at 10 M trips against 2 s for one checkpoint at the end. A
-            # commit is durable in the WAL either way; the file is checkpointed when this
-            # connection closes, or when the WAL passes this bound.
+            # every commit once the WAL passes 16 MiB: at each chunk of a large backfill
+            # (publishing a year of 10 M trips in 12 chunks: 21.2 s, against 17.8 s with
+            # one checkpoint at the end; bench/storage_bench.py). A commit is durable in
+            # the WAL either way; the file is checkpointed when this connection closes,
+            # or when the WAL passes this bound.
             self._con.execute(f"set checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         return self._con
 
@@ -291,8 +292,8 @@ class DuckDBWarehouse:
         """`copy_range` into a backup, created on first use with its text columns stored
         uncompressed. A backup is written once and read only by a rollback or an export,
         and compressing text (DuckDB's FSST and dictionary analysis) is most of the cost
-        of writing one: a year of 10 M trips in 13.4 s compressed, 8.1 s with text
-        uncompressed, for 2.4x the space (bench/RESULTS.md)."""
+        of writing one: a year of 10 M trips in 20.7 s compressed, 9.8 s with text
+        uncompressed, for 2.3x the space (bench/storage_bench.py)."""
         if not self.relation_exists(backup):
             ddl = ", ".join(
                 _quote_identifier(name)

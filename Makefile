@@ -63,6 +63,7 @@ test: lint bqemu
 
 bench: venv
 	$(BIN)/python bench/backfill_bench.py
+	$(BIN)/python bench/storage_bench.py --warehouse bench/data/built.duckdb
 
 clean:
 	rm -rf $(VENV) $(BQEMU) target logs rideshare.duckdb

@@ -36,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 START = date(2024, 1, 1)
+FLOOR, RUN = "(a) floor: one DELETE+INSERT", "(b) backfill run --execute"
 
 
 @dataclass
@@ -61,9 +62,6 @@ class Round:
     @property
     def ratio(self) -> float:
         return self.run / self.floor
-
-
-FLOOR, RUN = "(a) floor: one DELETE+INSERT", "(b) backfill run --execute"
 
 
 def main() -> None:

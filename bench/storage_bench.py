@@ -1,8 +1,8 @@
 """DuckDB storage choices of the backfill path, each measured against the default it replaces.
 
 On a copy of the benchmark's built warehouse (`bench/backfill_bench.py --workdir DIR` keeps
-it as DIR/built.duckdb),
-fct_trips' range is written in the same chunks a backfill uses, one commit per chunk:
+it as DIR/built.duckdb), fct_trips' range is written in the same chunks a backfill uses,
+one commit per chunk:
   backup: a backup table as DuckDB compresses it by default, against the one
           `DuckDBWarehouse.backup_range` creates (text columns stored uncompressed);
   publish: the chunk's DELETE + INSERT committed with DuckDB's default checkpoint
@@ -19,6 +19,7 @@ import argparse
 import shutil
 import time
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from orchestrator.warehouse.duckdb import CHECKPOINT_THRESHOLD, DuckDBWarehouse
@@ -36,8 +37,8 @@ def main() -> None:
 
     results: dict[str, tuple[float, float]] = {}
     runs = [
-        ("backup, compressed (before)", "16MiB", backup_compressed),
-        ("backup, text uncompressed (backup_range)", "16MiB", backup_fast),
+        ("backup, compressed (before)", "16MiB", partial(backup, "copy_range")),
+        ("backup, text uncompressed (backup_range)", "16MiB", partial(backup, "backup_range")),
         ("publish, checkpoint per commit (before)", "16MiB", publish),
         (
             f"publish, threshold {CHECKPOINT_THRESHOLD}, one checkpoint",
@@ -75,18 +76,13 @@ def chunk_ranges(wh: DuckDBWarehouse, days: int) -> list[tuple[date, date]]:
     return ranges
 
 
-def backup_compressed(wh: DuckDBWarehouse, chunks: list[tuple[date, date]]) -> None:
+def backup(method: str, wh: DuckDBWarehouse, chunks: list[tuple[date, date]]) -> None:
+    """Copy each chunk's rows into a backup table with `method` (a backup's first copy
+    creates the table: `copy_range` as DuckDB compresses by default, `backup_range` its way)."""
     wh.execute("create schema if not exists backfill_backups")
     for start, end in chunks:
         with wh.transaction():
-            wh.copy_range(FACTS, "backfill_backups.bench_compressed", FIELD, start, end)
-
-
-def backup_fast(wh: DuckDBWarehouse, chunks: list[tuple[date, date]]) -> None:
-    wh.execute("create schema if not exists backfill_backups")
-    for start, end in chunks:
-        with wh.transaction():
-            wh.backup_range(FACTS, "backfill_backups.bench_fast", FIELD, start, end)
+            getattr(wh, method)(FACTS, f"backfill_backups.bench_{method}", FIELD, start, end)
 
 
 def publish(wh: DuckDBWarehouse, chunks: list[tuple[date, date]]) -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestrator.demo.generate import GenerateResult, generate_bronze
 from orchestrator.errors import BadInput
-from orchestrator.generate import GenerateResult, generate_bronze
 
 _STATS = re.compile(r"\[Min: ([^,\]]+), Max: ([^\]]+)\]")
 START = date(2024, 1, 1)  # generate_bronze's default start date

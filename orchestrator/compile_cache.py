@@ -25,6 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from orchestrator.project import PROJECT_FILES, git_commit, project_hash
+
 # Distributions whose versions change what dbt compiles.
 _DBT_DISTRIBUTIONS = ("dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-bigquery")
 # A call of dbt's env_var() in a project or profile file: the variable it reads.
@@ -99,8 +101,6 @@ class CompileCache:
 
 def state_key(project_dir: Path, profiles_dir: Path, target: str | None) -> str:
     """Hash of everything dbt's output depends on, apart from the command's own vars."""
-    from orchestrator.context import git_commit, project_hash  # context imports this module
-
     profiles = profiles_dir / "profiles.yml"
     profile_text = profiles.read_text() if profiles.is_file() else ""
     read_vars = set(ENV_VAR_CALL.findall(profile_text)) | _env_vars_read(project_dir)
@@ -119,8 +119,6 @@ def state_key(project_dir: Path, profiles_dir: Path, target: str | None) -> str:
 
 
 def _env_vars_read(project_dir: Path) -> set[str]:
-    from orchestrator.context import PROJECT_FILES
-
     names: set[str] = set()
     for entry in PROJECT_FILES:
         root = project_dir / entry

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,9 +13,6 @@ from orchestrator.dbt import Dbt
 from orchestrator.errors import BadInput
 from orchestrator.plan import check_person, parse_date
 from orchestrator.warehouse.base import Warehouse
-
-PROJECT_FILES = ("models", "macros", "snapshots", "seeds", "tests/dbt", "dbt_project.yml")
-
 
 TARGETS = ("duckdb", "bigquery")
 
@@ -42,13 +37,14 @@ def check_project_dir(project_dir: Path) -> Path:
     return project_dir
 
 
-def open_warehouse(target: str | None) -> Warehouse:
-    """The warehouse behind a dbt target (the profile's target names are the warehouse types)."""
+def open_warehouse(target: str | None, *, create: bool = False) -> Warehouse:
+    """The warehouse behind a dbt target (the profile's target names are the warehouse
+    types). A DuckDB file must exist unless the command is one that creates it."""
     name = check_target(target)
     if name == "duckdb":
         from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse()
+        return DuckDBWarehouse(create=create)
     from orchestrator.warehouse.bigquery import BigQueryWarehouse
 
     return BigQueryWarehouse()
@@ -78,37 +74,11 @@ def today() -> date:
     return parse_date(frozen, "BACKFILL_TODAY") if frozen else datetime.now(UTC).date()
 
 
-def git_commit(project_dir: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def project_hash(project_dir: Path) -> str:
-    """Hash of every dbt project file: any edit to models or macros changes it."""
-    digest = hashlib.sha256()
-    for entry in PROJECT_FILES:
-        root = project_dir / entry
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in paths:
-            digest.update(str(path.relative_to(project_dir)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @dataclass
 class Context:
     project_dir: Path
     target: str | None = None
+    creates_warehouse: bool = False  # only demo tooling may create the DuckDB file
     _warehouse: Warehouse | None = field(default=None, repr=False)
     _dbt: Dbt | None = field(default=None, repr=False)
     _audit: AuditStore | None = field(default=None, repr=False)
@@ -116,7 +86,7 @@ class Context:
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
-            self._warehouse = open_warehouse(self.target)
+            self._warehouse = open_warehouse(self.target, create=self.creates_warehouse)
         return self._warehouse
 
     @property

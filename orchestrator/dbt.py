@@ -19,6 +19,7 @@ from orchestrator import compile_cache
 from orchestrator.compile_cache import CompileCache, CompiledEntry
 from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.manifest import CompiledDataTest, Manifest
+from orchestrator.project import project_hash
 
 # Parsed manifests by (project dir, target, project hash, warehouse key): see _warehouse_key.
 _PARSED: dict[tuple[str, str | None, str, str], Any] = {}
@@ -107,8 +108,6 @@ class Dbt:
     def _manifest_object(self) -> Any:
         """Parse the project once per process, version of its files and warehouse."""
         from dbt.cli.main import dbtRunner
-
-        from orchestrator.context import project_hash
 
         if self._project_hash is None:
             self._project_hash = project_hash(self.project_dir)

@@ -22,12 +22,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.errors import WorkFailed
-from orchestrator.warehouse.base import quote_literal
-from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
 if TYPE_CHECKING:
-    import duckdb
-
     from orchestrator.warehouse.base import Warehouse
 
 Kind = Literal["not_null", "unique", "between", "in_set"]
@@ -256,69 +252,22 @@ def _get_context() -> Any:
 
 
 def _source_for(wh: Warehouse, relation: str) -> _Source:
-    owner: object = wh
-    schema = ""
-    if isinstance(wh, DuckDBWarehouse):
-        schema = relation.rpartition(".")[0] or "main"
-        owner = wh.con
-    key = f"{wh.name}:{schema}"
-    cached = _sources.get(key)
-    if cached is not None and cached.owner is owner:
+    """The cached GX datasource for how `wh` reaches `relation` (one per warehouse
+    connection and, where the warehouse says so, per schema)."""
+    source_spec = wh.sqlalchemy_source(relation)
+    cached = _sources.get(source_spec.key)
+    if cached is not None and cached.owner is source_spec.owner:
         return cached
-    for stale in [k for k, s in _sources.items() if s.owner is not owner]:
+    for stale in [k for k, s in _sources.items() if s.owner is not source_spec.owner]:
         _drop(_sources.pop(stale))
-    source = (
-        _duckdb_source(wh.con, wh.path, schema)
-        if isinstance(wh, DuckDBWarehouse)
-        else _generic_source(wh)
+    datasource = _get_context().data_sources.add_sql(
+        f"{_safe(wh.name)}_{next(_datasource_numbers)}",
+        connection_string=source_spec.url,
+        kwargs=source_spec.engine_kwargs,
     )
-    _sources[key] = source
+    source = _Source(source_spec.owner, datasource, source_spec.table_name)
+    _sources[source_spec.key] = source
     return source
-
-
-def _duckdb_source(con: duckdb.DuckDBPyConnection, path: object, schema: str) -> _Source:
-    """A datasource whose connections are cursors of the warehouse's own open connection.
-
-    DuckDB lets one process open a file only through one database instance, and the
-    orchestrator already holds it (a second `duckdb.connect` with duckdb-engine's config is
-    refused), so every pooled connection is `con.cursor()`: a new connection to that same
-    instance, with its own transactions, that sees what the orchestrator has committed and
-    closes when the warehouse closes.
-
-    Each one sets `search_path` to the relation's schema and the asset names the table
-    unqualified: SQLAlchemy 2.1's column reflection fails on DuckDB (no
-    `pg_catalog.pg_collation`) and GX's fallback then queries the bare table name.
-    """
-    from duckdb_engine import ConnectionWrapper
-
-    setup = f"set search_path = {quote_literal(schema)}"
-
-    def connect() -> Any:
-        cursor = con.cursor()
-        cursor.execute(setup)
-        return ConnectionWrapper(_BufferedDuckDB(cursor))  # type: ignore[arg-type]
-
-    datasource = _get_context().data_sources.add_sql(
-        f"duckdb_{next(_datasource_numbers)}",
-        connection_string=f"duckdb:///{path}",
-        kwargs={"creator": connect},
-    )
-    return _Source(con, datasource, lambda relation: relation.rpartition(".")[2])
-
-
-def _generic_source(wh: Warehouse) -> _Source:
-    """Any other warehouse names its SQLAlchemy URL and engine options (BigQuery, later)."""
-    gx_connection = getattr(wh, "gx_connection", None)
-    if gx_connection is None:
-        raise WorkFailed(
-            f"the {wh.name} warehouse cannot be validated with Great Expectations: it has no "
-            "gx_connection() giving a SQLAlchemy URL and create_engine options"
-        )
-    url, kwargs = gx_connection()
-    datasource = _get_context().data_sources.add_sql(
-        f"{_safe(wh.name)}_{next(_datasource_numbers)}", connection_string=url, kwargs=kwargs
-    )
-    return _Source(wh, datasource, lambda relation: relation)
 
 
 def _drop(source: _Source) -> None:
@@ -336,49 +285,3 @@ def _drop(source: _Source) -> None:
 
 def _safe(name: str) -> str:
     return re.sub(r"\W", "_", name)
-
-
-class _BufferedDuckDB:
-    """A duckdb connection whose `execute` reads the whole result before it returns.
-
-    Works around great_expectations issue #11579 (GX 1.x with duckdb-engine returns no
-    rows for any metric, so every expectation fails with an empty result). GX's
-    `SqlAlchemyExecutionEngine.execute_query` does `with self.get_connection() as c:
-    result = c.execute(query)` and calls `result.fetchall()` only after the block. Leaving
-    the block returns the connection to the pool, which rolls it back; duckdb-engine runs
-    every cursor on the one duckdb connection, and that rollback discards the pending
-    result before GX reads it. Reading the rows inside `execute` makes the result
-    independent of what happens to the connection afterwards, without changing any
-    statement or transaction GX issues. The buffer stays small: GX's queries on a table
-    asset return aggregates, one row (`LIMIT 1`) or at most `partial_unexpected_count`
-    sample rows. `tests/unit/test_validate.py` proves a passing suite passes and a
-    violated one fails, so a regression of this shows up as failures there.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        self._rows: list[Any] = []
-        self.description: Any = None
-
-    def execute(self, sql: str, parameters: Any = None) -> _BufferedDuckDB:
-        if parameters is None:
-            self._con.execute(sql)
-        else:
-            self._con.execute(sql, parameters)
-        self.description = self._con.description
-        self._rows = self._con.fetchall() if self.description else []
-        return self
-
-    def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchmany(self, size: int = 1) -> list[Any]:
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
-
-    def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def __getattr__(self, name: str) -> Any:  # begin, commit, rollback, close, ...
-        return getattr(self._con, name)

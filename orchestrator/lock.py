@@ -19,9 +19,12 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from orchestrator.audit import AuditStore, utcnow
+from orchestrator.audit import AuditStore
+from orchestrator.context import Context, operator
 from orchestrator.errors import BadInput, LockHeld
+from orchestrator.plan import check_identifier, check_reason
 
 # How long the earlier of two racing claims waits for the later one to withdraw.
 RACE_WAIT_SECONDS = 5.0
@@ -83,6 +86,7 @@ class Lock:
 class Locks:
     def __init__(self, audit: AuditStore) -> None:
         self.audit = audit
+        self.records = audit.locks
         self.wh = audit.wh
 
     def get(self, model: str) -> Lock | None:
@@ -112,19 +116,7 @@ class Locks:
                     self._event(model, backfill_id, "taken_over", holder, f"stale pid {lock.pid}")
                 else:
                     raise LockHeld(lock.describe())
-            self.wh.insert_rows(
-                self.audit.t("locks"),
-                [
-                    {
-                        "model": model,
-                        "backfill_id": backfill_id,
-                        "holder": holder,
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "acquired_at": utcnow(),
-                    }
-                ],
-            )
+            self.records.claim(model, backfill_id, holder)
             self._event(model, backfill_id, "acquired", holder, None)
         self._settle(model, backfill_id, holder)
 
@@ -191,36 +183,22 @@ class Locks:
         return lock
 
     def _claims(self, model: str) -> list[Lock]:
-        if not self.audit.exists():
-            return []
-        rows = self.wh.query(
-            f"select model, backfill_id, holder, pid, host, acquired_at "
-            f"from {self.audit.t('locks')} where model = $m "
-            "order by acquired_at, backfill_id, host, pid",
-            {"m": model},
-        )
-        return [Lock(*row) for row in rows]
+        return [Lock(*row) for row in self.records.claims(model)]
 
     def _delete(self, lock: Lock) -> None:
-        self.wh.execute(
-            f"delete from {self.audit.t('locks')} where model = $m and backfill_id = $b "
-            "and pid = $p and host = $h",
-            {"m": lock.model, "b": lock.backfill_id, "p": lock.pid, "h": lock.host},
-        )
+        self.records.delete(lock.model, lock.backfill_id, lock.pid, lock.host)
 
     def _event(
         self, model: str, backfill_id: str, action: str, actor: str, reason: str | None
     ) -> None:
-        self.wh.insert_rows(
-            self.audit.t("lock_events"),
-            [
-                {
-                    "model": model,
-                    "backfill_id": backfill_id,
-                    "action": action,
-                    "actor": actor,
-                    "reason": reason,
-                    "recorded_at": utcnow(),
-                }
-            ],
-        )
+        self.records.event(model, backfill_id, action, actor, reason)
+
+
+def unlock(
+    ctx: Context, model: str, requested_by: str | None, reason: str | None, *, force: bool = False
+) -> dict[str, Any]:
+    """`backfill unlock`: clear a model's stale (or, forced, any) lock, recorded."""
+    check_identifier(model)
+    who = operator(requested_by)
+    lock = Locks(ctx.audit).clear(model, who, check_reason(reason), force=force)
+    return {"model": model, "backfill_id": lock.backfill_id, "cleared_by": who}

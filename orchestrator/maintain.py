@@ -40,29 +40,11 @@ def maintain(
     if not audit.exists():
         return []
     cutoff = utcnow() - timedelta(days=keep_days)
-    last_activity = {
-        str(r[0]): r[1]
-        for r in wh.query(
-            f"select backfill_id, max(recorded_at) from {audit.t('backfill_log')} group by 1"
-        )
-    }
-    needed_by_version = {
-        str(r[0])
-        for r in wh.query(
-            f"select distinct d.backup_relation from {audit.t('dataset_deltas')} d "
-            f"join {audit.t('dataset_versions')} v using (version_id) where v.created_at >= $c",
-            {"c": cutoff},
-        )
-    }
-    published = {
-        (str(r[0]), str(r[1]), int(r[2]))
-        for r in wh.query(
-            f"select backfill_id, model, chunk_no from {audit.t('backfill_chunks')} "
-            "where state = 'published'"
-        )
-    }
+    last_activity = audit.plans.last_activity()
+    needed_by_version = audit.versions.backups_needed_since(cutoff)
+    published = audit.chunks.ever_published()
     # A half-published chunk resumes from its staging and rolls back from its backup.
-    half_published = set(audit.half_published())
+    half_published = set(audit.chunks.half_published())
     expired: list[Expiry] = []
     for relation, _ in sorted(wh.list_relations(BACKUP_SCHEMA)):
         backfill_id = _owner(relation)
@@ -91,18 +73,7 @@ def maintain(
         for item in expired:
             with wh.transaction():
                 wh.drop_relation(item.relation)
-                wh.insert_rows(
-                    audit.t("maintenance_log"),
-                    [
-                        {
-                            "relation": item.relation,
-                            "action": "dropped",
-                            "reason": item.reason,
-                            "actor": who,
-                            "recorded_at": utcnow(),
-                        }
-                    ],
-                )
+                audit.maintenance.record_drop(item.relation, item.reason, who)
     return expired
 
 

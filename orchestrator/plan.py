@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -39,6 +40,24 @@ class Chunk:
     def dbt_vars(self) -> dict[str, str]:
         return {"backfill_start": self.start.isoformat(), "backfill_end": self.end.isoformat()}
 
+    def as_dict(self) -> dict[str, Any]:
+        """As stored with the plan and printed: dates in ISO form."""
+        return {
+            "model": self.model,
+            "chunk_no": self.chunk_no,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Chunk:
+        return cls(
+            str(raw["model"]),
+            int(raw["chunk_no"]),
+            date.fromisoformat(str(raw["start"])),
+            date.fromisoformat(str(raw["end"])),
+        )
+
 
 def parse_date(value: str, label: str) -> date:
     """Strict ISO date: `2024-1-1` and `2024-02-30` are refused with a one-line reason."""
@@ -56,12 +75,20 @@ def check_identifier(value: str, label: str = "model name") -> str:
     return value
 
 
+def normalise_person(value: str) -> str:
+    """A person's name as it is compared and recorded: Unicode NFKC (full-width letters
+    become ASCII), surrounding spaces dropped, case folded (`Alice` is `alice`)."""
+    return unicodedata.normalize("NFKC", value or "").strip(" ").casefold()
+
+
 def check_person(value: str, label: str) -> str:
-    if not PERSON.fullmatch(value or ""):
+    """The normalised name, or a refusal of what was typed."""
+    name = normalise_person(value)
+    if not PERSON.fullmatch(name):
         raise BadInput(
             f"{label} {value!r} must be 1-64 characters of letters, digits, '.', '_', '@', '+', '-'"
         )
-    return value
+    return name
 
 
 def check_plan_id(value: str) -> str:

@@ -1,13 +1,21 @@
-"""Human output: small fixed-width tables and JSON, printed by the CLI."""
+"""Human output: every table and line the CLI prints, and JSON. No rules, no SQL."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from orchestrator.audit import PlanRecord
+    from orchestrator.backfills import DryRunReport, ProgressCallback, RollbackReport, RunReport
+    from orchestrator.demo.generate import GenerateResult
+    from orchestrator.maintain import Expiry
 
 
 def as_json(value: Any) -> None:
@@ -21,6 +29,326 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo("  ".join("-" * w for w in widths))
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- one layout per command ---------------------------------------------------------------
+def generated(result: GenerateResult, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(result))
+    click.echo(
+        f"bronze: {result.trip_events:,} trip events, {result.drivers:,} driver records, "
+        f"{result.riders:,} riders for {result.start_date}..{result.end_date} "
+        f"({result.late_events:,} late, {result.duplicate_events:,} duplicates) "
+        f"in {result.seconds:.1f}s"
+    )
+
+
+def plan(record: PlanRecord, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(record))
+    impact = record.impact
+    click.echo(
+        f"plan {record.backfill_id}: {record.model} {record.start}..{record.end} "
+        f"({impact['partitions']} partitions, {len(record.chunks)} chunks)"
+    )
+    click.echo(
+        f"requested by {record.requested_by}; fingerprint {record.fingerprint}; "
+        f"rows now {impact['rows_now']:,}; critical: {impact['critical']}"
+    )
+    table(
+        ["chunk", "model", "start", "end"],
+        [[c.chunk_no, c.model, c.start.isoformat(), c.end.isoformat()] for c in record.chunks],
+    )
+    for item in impact["downstream"]:
+        click.echo(f"downstream: {item['model']} ({item['action']})")
+    for exposure in impact["exposures"]:
+        click.echo(f"exposure: {exposure}")
+    click.echo(f"next: backfill dry-run {record.backfill_id}")
+
+
+def dry_run(report: DryRunReport, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(report))
+    billed = report.bytes_processed is not None
+    headers = ["chunk", "model", "start", "end", "rows to replace", "rows read (est.)"]
+    headers += ["bytes processed"] if billed else []
+    table(
+        [*headers, "compiled sql"],
+        [
+            [
+                c["chunk_no"],
+                c["model"],
+                c["start"],
+                c["end"],
+                c["rows_to_replace"],
+                c["rows_read_estimate"],
+                *([c.get("bytes_processed")] if billed else []),
+                c["compiled_sql"],
+            ]
+            for c in report.chunks
+        ],
+    )
+    cost = (
+        f"; {report.bytes_processed:,} bytes processed, ~${report.cost_usd:,.4f} "
+        f"at ${report.usd_per_tib:,.2f}/TiB on demand"
+        if billed
+        else ""
+    )
+    click.echo(
+        f"dry run ok: {report.rows_to_replace:,} rows would be replaced, "
+        f"~{report.rows_read_estimate:,} rows read{cost}; fingerprint {report.fingerprint}; "
+        "nothing was written to the models"
+    )
+
+
+def approved(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    click.echo(
+        f"plan {result['backfill_id']} approved by {result['approver']} "
+        f"(fingerprint {result['fingerprint']}); next: backfill run {result['backfill_id']} "
+        "--execute"
+    )
+
+
+def ran(report: RunReport, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(report))
+    click.echo(
+        f"backfill {report.backfill_id} {report.status}: {len(report.chunks_run)} chunks "
+        f"run, {report.chunks_skipped} already done, {report.rows_after:,} rows written "
+        f"in {report.seconds:.1f}s"
+    )
+
+
+@contextmanager
+def progress(disabled: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar on stderr (chunk, rows, elapsed, ETA), shown once the run has begun."""
+    if disabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("chunk"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    task = bar.add_task("backfill", total=None, rows=0)
+
+    def on_progress(done: int, total: int, rows: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total, rows=rows)
+
+    try:
+        yield on_progress
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def status(plan_id: str | None, rows: list[dict[str, Any]], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(rows if plan_id is None else rows[0])
+    if plan_id is None:
+        return history(rows, False)
+    current = rows[0]
+    click.echo(
+        f"backfill {plan_id}: {current.get('model')} {current.get('start_date')}.."
+        f"{current.get('end_date')} status {current.get('status')}; requested by "
+        f"{current.get('requested_by')}, approved by {current.get('approved_by') or '-'}"
+    )
+    if current.get("error"):
+        click.echo(f"error: {current['error']}")
+    table(
+        ["chunk", "model", "start", "end", "state", "rows before", "rows after"],
+        [
+            [
+                c["chunk_no"],
+                c["model"],
+                c["start"],
+                c["end"],
+                c["state"],
+                c["rows_before"],
+                c["rows_after"],
+            ]
+            for c in current["chunks"]
+        ],
+    )
+
+
+def history(rows: list[dict[str, Any]], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(rows)
+    table(
+        [
+            "backfill",
+            "model",
+            "start",
+            "end",
+            "status",
+            "rows",
+            "requested by",
+            "approved by",
+            "updated (UTC)",
+        ],
+        [
+            [
+                r["backfill_id"],
+                r["model"],
+                r["start_date"],
+                r["end_date"],
+                r["status"],
+                r["rows_affected"],
+                r["requested_by"],
+                r["approved_by"],
+                r["recorded_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def unlocked(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    click.echo(f"cleared the lock on {result['model']} held by backfill {result['backfill_id']}")
+
+
+def rolled_back(report: RollbackReport, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(report))
+    table(
+        ["model", "partition", "rows now", "rows restored", "changed since"],
+        [
+            [
+                p["model"],
+                p["partition"],
+                p["rows_now"],
+                p["rows_restored"],
+                "yes" if p["changed_since"] else "no",
+            ]
+            for p in report.partitions
+        ],
+    )
+    count = len(report.partitions)
+    if report.executed:
+        forced = " (forced over changed partitions)" if report.conflicts else ""
+        click.echo(f"rolled back {report.backfill_id}: {count} partitions restored{forced}")
+    else:
+        click.echo(f"(dry run: add --execute to restore these {count} partitions)")
+
+
+def versions(rows: list[dict[str, Any]], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(rows)
+    table(
+        [
+            "version",
+            "kind",
+            "backfill",
+            "created (UTC)",
+            "partitions",
+            "first",
+            "last",
+            "row change",
+            "description",
+        ],
+        [
+            [
+                r["version_no"],
+                r["kind"],
+                r["created_by_backfill"],
+                r["created_at"],
+                r["partitions"],
+                r["first_partition"],
+                r["last_partition"],
+                r["row_change"],
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def exported(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    click.echo(
+        f"wrote {result['rows']:,} rows of {result['model']} version {result['version']} "
+        f"to {result['output']}"
+    )
+
+
+def snapshot(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    click.echo(
+        f"snapshot {result['relation']}: {result['rows']:,} rows at version "
+        f"{result['version']} (checksum {result['checksum']})"
+    )
+
+
+def lineage(result: dict[str, Any], partition: str | None, as_json_: bool) -> None:
+    rows = result["rows"]
+    if as_json_:
+        return as_json(rows)
+    if not rows:
+        click.echo(
+            f"no backfill has written {result['relation']}"
+            + (f" partition {partition}" if partition else "")
+            + "; it is as dbt built it"
+        )
+        return None
+    table(
+        [
+            "backfill",
+            "status",
+            "range",
+            "git commit",
+            "sql hash",
+            "dbt invocation",
+            "produced (UTC)",
+            "inputs",
+        ],
+        [
+            [
+                r["backfill_id"],
+                r["backfill_status"],
+                f"{r['partition_start']}..{r['partition_end']}",
+                r["git_commit"][:12],
+                r["config_hash"],
+                r["dbt_invocation_id"][:8],
+                r["produced_at"],
+                ", ".join(i["relation"] for i in r["input_relations"]),
+            ]
+            for r in rows
+        ],
+    )
+    return None
+
+
+def maintained(expired: list[Expiry], executed: bool, as_json_: bool) -> None:
+    if as_json_:
+        return as_json([asdict(e) for e in expired])
+    verb = "removed" if executed else "would remove"
+    for item in expired:
+        click.echo(f"{verb} {item.relation}: {item.reason}")
+    click.echo(f"{verb} {len(expired)} relation(s)" + ("" if executed else "; add --execute"))
 
 
 def _text(value: Any) -> str:

@@ -12,22 +12,19 @@ exported or undone. A rollback always runs as one transaction, whatever the publ
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from orchestrator.audit import PlanRecord, utcnow
-from orchestrator.backfills import load_plan
+from orchestrator.audit import ChunkState, PlanRecord
 from orchestrator.context import Context, operator
 from orchestrator.errors import BadInput, WorkFailed
+from orchestrator.lifecycle import Action, Status, require
 from orchestrator.lock import Locks
-from orchestrator.versions import record_deltas, version_for
+from orchestrator.planner import load_plan
 from orchestrator.wap import backup_relation
 from orchestrator.warehouse.base import PartitionStats
 
-# A `running` backfill only once it is interrupted (checked first).
-ROLLBACK_OK_FROM = {"succeeded", "failed", "failed_validation", "running"}
 # Chunk states whose partitions the backfill changed: `publishing` is a partition copy
 # that stopped between partitions.
 RESTORED_CHUNK_STATES = {"published", "publishing"}
@@ -53,23 +50,19 @@ def rollback(
     plan = load_plan(ctx, backfill_id)
     who = operator(requested_by)
     audit = ctx.audit
-    current = audit.current(plan.backfill_id) or {}
-    status = current.get("status", "planned")
-    if status == "rolled_back":
+    status = audit.plans.status(plan.backfill_id)
+    if status is Status.ROLLED_BACK:
         raise BadInput(f"backfill {plan.backfill_id} is already rolled back")
-    if status == "running" and not Locks(audit).is_interrupted(plan.model, plan.backfill_id):
+    if status is Status.RUNNING and not Locks(audit).is_interrupted(plan.model, plan.backfill_id):
         raise BadInput(
             f"backfill {plan.backfill_id} is running; roll it back once it has ended "
             "or been interrupted"
         )
-    if status not in ROLLBACK_OK_FROM:
-        raise BadInput(
-            f"backfill {plan.backfill_id} is {status}; only a run backfill can be rolled back"
-        )
+    require(Action.ROLLBACK, status, plan.backfill_id)
     published = [
         s
-        for s in audit.chunk_states(plan.backfill_id).values()
-        if s["state"] in RESTORED_CHUNK_STATES
+        for s in audit.chunks.states(plan.backfill_id).values()
+        if s.state in RESTORED_CHUNK_STATES
     ]
     if not published:
         raise BadInput(
@@ -77,21 +70,19 @@ def rollback(
         )
 
     manifest = ctx.dbt.manifest()
-    before = audit.partitions(plan.backfill_id, "before")
-    after = audit.partitions(plan.backfill_id, "after")
-    staged = audit.partitions(plan.backfill_id, "staged")
+    before = audit.chunks.partitions(plan.backfill_id, "before")
+    after = audit.chunks.partitions(plan.backfill_id, "after")
+    staged = audit.chunks.partitions(plan.backfill_id, "staged")
     report = RollbackReport(plan.backfill_id, execute, force)
-    for chunk in sorted(published, key=lambda c: (c["model"], c["chunk_no"])):
-        model = manifest.model(chunk["model"])
+    for chunk in sorted(published, key=lambda c: (c.model, c.chunk_no)):
+        model = manifest.model(chunk.model)
         pf = model.policy().partition_field
-        now = ctx.warehouse.partition_stats(
-            model.relation, pf, chunk["start_date"], chunk["end_date"]
-        )
-        for day in _days(chunk["start_date"], chunk["end_date"]):
+        now = ctx.warehouse.partition_stats(model.relation, pf, chunk.start_date, chunk.end_date)
+        for day in _days(chunk.start_date, chunk.end_date):
             key = (model.name, day)
             now_state = (now[day].rows, now[day].checksum) if day in now else (0, "0")
             restored = before.get(key, (0, "0"))
-            if chunk["state"] == "published":
+            if chunk.state == "published":
                 written = {after.get(key, (0, "0"))}
             else:  # half-published: the partition was copied or not yet
                 written = {staged.get(key, (0, "0")), restored}
@@ -108,14 +99,14 @@ def rollback(
                 }
             )
     if report.conflicts and not force:
-        later = _later_backfills(ctx, plan)
+        later = audit.chunks.published_later(plan.model, plan.backfill_id, plan.start, plan.end)
         by = f" (by {', '.join(later)})" if later else " (outside the orchestrator, e.g. dbt run)"
         raise BadInput(
             f"cannot roll back {plan.backfill_id}: {len(report.conflicts)} partition(s) changed "
             f"since it published them{by}, first {report.conflicts[0]}; "
             "pass --force to restore them anyway"
         )
-    for name in {c["model"] for c in published}:
+    for name in {c.model for c in published}:
         backup = backup_relation(name, plan.backfill_id)
         if not ctx.warehouse.relation_exists(backup):
             raise BadInput(f"cannot roll back {plan.backfill_id}: its backup {backup} was expired")
@@ -128,7 +119,7 @@ def rollback(
 def _restore(
     ctx: Context,
     plan: PlanRecord,
-    published: list[dict[str, Any]],
+    published: list[ChunkState],
     before: dict[tuple[str, date], tuple[int, str]],
     who: str,
     report: RollbackReport,
@@ -136,15 +127,15 @@ def _restore(
     audit, wh = ctx.audit, ctx.warehouse
     manifest = ctx.dbt.manifest()
     locks = Locks(audit)
-    models = sorted({c["model"] for c in published})
+    models = sorted({c.model for c in published})
     for name in models:
         locks.acquire(name, plan.backfill_id, who)
     try:
         with wh.transaction():  # every partition of every chunk, or none
             for chunk in published:
-                model = manifest.model(chunk["model"])
+                model = manifest.model(chunk.model)
                 pf = model.policy().partition_field
-                start, end = chunk["start_date"], chunk["end_date"]
+                start, end = chunk.start_date, chunk.end_date
                 undo_backup = backup_relation(model.name, f"rb_{plan.backfill_id}")
                 replaced = wh.partition_stats(model.relation, pf, start, end)
                 wh.backup_range(model.relation, undo_backup, pf, start, end)
@@ -161,70 +152,40 @@ def _restore(
                         "with checksums that differ from those recorded before the backfill; "
                         "nothing was changed"
                     )
-                audit.record_partitions(
+                audit.chunks.record_partitions(
                     plan.backfill_id,
                     model.name,
-                    int(chunk["chunk_no"]),
+                    chunk.chunk_no,
                     "rolled_back",
                     [(d, s.rows, s.checksum) for d, s in restored.items()],
                 )
-                chunk_ref = {
-                    "model": model.name,
-                    "chunk_no": chunk["chunk_no"],
-                    "start": start.isoformat(),
-                    "end": end.isoformat(),
-                }
-                audit.record_chunk(
+                audit.chunks.record(
                     plan.backfill_id,
-                    chunk_ref,
+                    chunk.chunk,
                     "rolled_back",
                     rows_before=_total(replaced),
                     rows_after=_total(restored),
                 )
-                version = version_for(
-                    audit,
+                version = audit.versions.version_for(
                     model.name,
                     plan.backfill_id,
                     "rollback",
                     plan.fingerprint,
                     f"rollback of {plan.backfill_id}",
                 )
-                record_deltas(
-                    audit, version, model.name, start, end, replaced, restored, undo_backup
+                audit.versions.record_deltas(
+                    version, model.name, start, end, replaced, restored, undo_backup
                 )
                 wh.tag_relation(
                     model.relation, {"backfill_id": plan.backfill_id, "rolled_back": "true"}
                 )
-            audit.wh.insert_rows(
-                audit.t("rollbacks"),
-                [
-                    {
-                        "backfill_id": plan.backfill_id,
-                        "model": plan.model,
-                        "requested_by": who,
-                        "forced": bool(report.conflicts),
-                        "conflicts": json.dumps(report.conflicts),
-                        "backup_relation": backup_relation(plan.model, plan.backfill_id),
-                        "rolled_back_at": utcnow(),
-                    }
-                ],
+            audit.plans.record_rollback(
+                plan, who, report.conflicts, backup_relation(plan.model, plan.backfill_id)
             )
-            audit.log(plan, "rolled_back", dry_run=False)
+            audit.plans.log(plan, Status.ROLLED_BACK, dry_run=False)
     finally:
         for name in models:
             locks.release(name, plan.backfill_id, who)
-
-
-def _later_backfills(ctx: Context, plan: PlanRecord) -> list[str]:
-    rows = ctx.warehouse.query(
-        f"select distinct backfill_id from {ctx.audit.t('partition_checksums')} "
-        "where model = $m and phase = 'after' and backfill_id <> $id "
-        "and partition_date between $s and $e and recorded_at > ("
-        f"select max(recorded_at) from {ctx.audit.t('partition_checksums')} "
-        "where backfill_id = $id and phase in ('after', 'staged')) order by 1",
-        {"m": plan.model, "id": plan.backfill_id, "s": plan.start, "e": plan.end},
-    )
-    return [str(r[0]) for r in rows]
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
-from orchestrator.audit import AuditStore, PlanRecord
+from orchestrator.audit import AuditStore, ChunkState, PlanRecord
 from orchestrator.errors import ValidationFailed, WorkFailed
 from orchestrator.faults import fault_point
-from orchestrator.lineage import record_lineage
 from orchestrator.manifest import CompiledDataTest, Model
+from orchestrator.plan import Chunk
 from orchestrator.validate import validate_chunk
-from orchestrator.versions import record_deltas, version_for
 from orchestrator.warehouse.base import PartitionStats
 
 STAGING_SCHEMA = "backfill_staging"
@@ -61,25 +58,24 @@ class ChunkWork:
     """What one chunk needs: its plan, range, compiled SQL, model and the model's inputs."""
 
     plan: PlanRecord
-    chunk: dict[str, Any]
+    chunk: Chunk
     sql: str
     model: Model
     inputs: list[dict[str, str | None]]
     invocation_id: str
     data_tests: tuple[CompiledDataTest, ...] = ()
-    prior: Mapping[str, Any] | None = None  # the chunk's last record, if a run began it
+    prior: ChunkState | None = None  # the chunk's last record, if a run began it
 
     @property
     def prior_state(self) -> str | None:
-        return None if self.prior is None else str(self.prior["state"])
+        return None if self.prior is None else self.prior.state
 
 
 def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     wh = audit.wh
     chunk, backfill_id = work.chunk, work.plan.backfill_id
     relation, policy = work.model.relation, work.model.policy()
-    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
-    start, end = date.fromisoformat(chunk["start"]), date.fromisoformat(chunk["end"])
+    model, chunk_no, start, end = chunk.model, chunk.chunk_no, chunk.start, chunk.end
     by_partition = policy.publish == "partition_copy"
     staging = staging_relation(model, backfill_id, chunk_no)
     # Copying partition by partition can stop halfway; the resume copies the rest from
@@ -137,11 +133,11 @@ def _stage(
     """Measure, back up, build and validate the chunk; production is not touched."""
     wh, chunk, backfill_id = audit.wh, work.chunk, work.plan.backfill_id
     relation, policy = work.model.relation, work.model.policy()
-    model, chunk_no, pf = chunk["model"], int(chunk["chunk_no"]), policy.partition_field
+    model, chunk_no, pf = chunk.model, chunk.chunk_no, policy.partition_field
     backup = backup_relation(model, backfill_id)
     before = wh.partition_stats(relation, pf, start, end)
     rows_before, checksum_before = _summary(before)
-    audit.record_chunk(
+    audit.chunks.record(
         backfill_id, chunk, "started", rows_before=rows_before, checksum_before=checksum_before
     )
     fault_point("after_started")
@@ -149,8 +145,8 @@ def _stage(
 
     with wh.transaction():  # the backup and its record land together
         wh.backup_range(relation, backup, pf, start, end)
-        audit.record_partitions(backfill_id, model, chunk_no, "before", _rows(before))
-        audit.record_chunk(
+        audit.chunks.record_partitions(backfill_id, model, chunk_no, "before", _rows(before))
+        audit.chunks.record(
             backfill_id,
             chunk,
             "backed_up",
@@ -163,7 +159,7 @@ def _stage(
     by_partition = policy.publish == "partition_copy"
     wh.create_table_as(building, work.sql, shaped_like=relation if by_partition else None)
     staged_rows = int(wh.query(f"select count(*) from {building}")[0][0])
-    audit.record_chunk(
+    audit.chunks.record(
         backfill_id,
         chunk,
         "staged",
@@ -182,10 +178,10 @@ def _stage(
         wh.create_table_as(staging, f"select * from {building}")
         wh.drop_relation(building)
     with wh.transaction():
-        audit.record_validation(backfill_id, model, chunk_no, [r.as_dict() for r in results])
+        audit.chunks.record_validation(backfill_id, model, chunk_no, [r.as_dict() for r in results])
         state = "failed_validation" if failures else "validated"
         error = "; ".join(f"{f.check} [{f.partition}]: {f.observed}" for f in failures) or None
-        audit.record_chunk(
+        audit.chunks.record(
             backfill_id,
             chunk,
             state,
@@ -208,19 +204,17 @@ def _stage(
 def _recorded_stage(audit: AuditStore, work: ChunkWork, start: date, end: date) -> _Staged:
     """A half-published chunk as recorded before its first partition copy: production has
     changed since, so its `before` must come from the audit store, not be measured again."""
-    model, state = work.chunk["model"], work.prior or {}
+    model, state = work.chunk.model, work.prior
+    assert state is not None  # only a chunk recorded `publishing` gets here
     before = {
         day: PartitionStats(day, rows, checksum)
-        for (name, day), (rows, checksum) in audit.partitions(
+        for (name, day), (rows, checksum) in audit.chunks.partitions(
             work.plan.backfill_id, "before"
         ).items()
         if name == model and start <= day <= end
     }
     return _Staged(
-        before,
-        int(state["rows_before"] or 0),
-        str(state["checksum_before"]),
-        int(state["rows_after"] or 0),
+        before, int(state.rows_before or 0), str(state.checksum_before), int(state.rows_after or 0)
     )
 
 
@@ -235,12 +229,14 @@ def _publish_by_partition(
     """
     wh, chunk, backfill_id = audit.wh, work.chunk, work.plan.backfill_id
     relation, pf = work.model.relation, work.model.policy().partition_field
-    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    model, chunk_no = chunk.model, chunk.chunk_no
     if work.prior_state != "publishing":
         with wh.transaction():
             staged_stats = wh.partition_stats(building, pf, start, end)
-            audit.record_partitions(backfill_id, model, chunk_no, "staged", _rows(staged_stats))
-            audit.record_chunk(
+            audit.chunks.record_partitions(
+                backfill_id, model, chunk_no, "staged", _rows(staged_stats)
+            )
+            audit.chunks.record(
                 backfill_id,
                 chunk,
                 "publishing",
@@ -269,12 +265,11 @@ def _record_published(
     returns the rows the chunk's partitions now hold."""
     wh, chunk, plan = audit.wh, work.chunk, work.plan
     relation, pf = work.model.relation, work.model.policy().partition_field
-    model, chunk_no = chunk["model"], int(chunk["chunk_no"])
+    model, chunk_no = chunk.model, chunk.chunk_no
     after = wh.partition_stats(relation, pf, start, end)
     rows_after, checksum_after = _summary(after)
-    audit.record_partitions(plan.backfill_id, model, chunk_no, "after", _rows(after))
-    version = version_for(
-        audit,
+    audit.chunks.record_partitions(plan.backfill_id, model, chunk_no, "after", _rows(after))
+    version = audit.versions.version_for(
         model,
         plan.backfill_id,
         "backfill",
@@ -282,10 +277,19 @@ def _record_published(
         plan.reason or f"backfill {plan.backfill_id}",
     )
     backup = backup_relation(model, plan.backfill_id)
-    record_deltas(audit, version, model, start, end, staged.before, after, backup)
-    record_lineage(audit, plan, relation, start, end, work.inputs, work.sql, work.invocation_id)
+    audit.versions.record_deltas(version, model, start, end, staged.before, after, backup)
+    audit.lineage.record(
+        plan.backfill_id,
+        plan.git_commit,
+        relation,
+        start,
+        end,
+        work.inputs,
+        work.sql,
+        work.invocation_id,
+    )
     wh.tag_relation(relation, {"backfill_id": plan.backfill_id, "git_commit": plan.git_commit[:12]})
-    audit.record_chunk(
+    audit.chunks.record(
         plan.backfill_id,
         chunk,
         "published",

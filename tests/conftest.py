@@ -32,7 +32,7 @@ def dbt_target_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def warehouse_template(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Path:
     """Bronze for 40 days, seeds, models, snapshots and tests built by `dbt build`."""
     from orchestrator.dbt import Dbt
-    from orchestrator.generate import generate_bronze
+    from orchestrator.demo.generate import generate_bronze
     from orchestrator.warehouse.duckdb import connect
 
     path = tmp_path_factory.mktemp("template") / "template.duckdb"

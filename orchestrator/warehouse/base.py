@@ -6,7 +6,7 @@ library never branch on the warehouse type. SQL passed in uses `$name` parameter
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +22,17 @@ class PartitionStats:
     partition: date
     rows: int
     checksum: str
+
+
+@dataclass(frozen=True)
+class SqlAlchemySource:
+    """How a SQLAlchemy client (Great Expectations) reaches a relation of the warehouse."""
+
+    key: str  # one client datasource per key
+    owner: object  # the live connection it borrows from: a new owner means a new datasource
+    url: str
+    engine_kwargs: dict[str, Any]
+    table_name: Callable[[str], str]  # the relation's name as that datasource knows it
 
 
 class Warehouse(Protocol):
@@ -120,6 +131,11 @@ class Warehouse(Protocol):
 
     def list_relations(self, schema: str) -> list[tuple[str, datetime | None]]:
         """Tables in a schema with their creation time where the warehouse knows it."""
+        ...
+
+    def sqlalchemy_source(self, relation: str) -> SqlAlchemySource:
+        """The SQLAlchemy URL, engine options and table naming with which validation
+        (Great Expectations) reads `relation`, seeing what this warehouse has committed."""
         ...
 
     def close(self) -> None: ...

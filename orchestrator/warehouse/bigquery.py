@@ -6,7 +6,8 @@ query parameters (`@name`), a statement inside `transaction()` gets them as type
 literals, because the transaction is sent as one script and scripts are where BigQuery
 checks nothing else can interleave.
 
-Transactions. BigQuery runs a multi-statement transaction inside one script
+Transactions (the script itself is built by `bq_script.ScriptTransaction`). BigQuery
+runs a multi-statement transaction inside one script
 (`BEGIN TRANSACTION; ...; COMMIT TRANSACTION;`), and DDL on permanent tables is not
 allowed inside it. So `transaction()` buffers every write (DML from `execute`,
 `insert_rows`, the delete and insert of `copy_range`) and submits them as one script when
@@ -35,19 +36,23 @@ Every job carries labels (`app`, `component` and, when the statement names one b
 from __future__ import annotations
 
 import importlib.util
-import json
-import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import BadInput, WorkFailed
-from orchestrator.warehouse.base import Params, PartitionStats, iter_chunks
+from orchestrator.warehouse.base import Params, PartitionStats, SqlAlchemySource, iter_chunks
+from orchestrator.warehouse.bq_script import (
+    ScriptTransaction,
+    date_literal,
+    render_literal,
+    to_db,
+    translate_params,
+    translate_types,
+)
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -77,14 +82,7 @@ _FIELD_TYPES = {
     "BOOLEAN": "BOOL",
     "RECORD": "STRUCT",
 }
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_VARCHAR_CAST = re.compile(r"\bas\s+varchar\b", re.IGNORECASE)
 _BACKFILL_ID = re.compile(r"(?<![a-z0-9])(bf_[0-9a-f]{12})(?![0-9a-f])")
-_DML_TARGET = re.compile(
-    r"^\s*(?:delete\s+from|delete|insert\s+into|insert|update|merge\s+into|merge|truncate\s+table)"
-    r"\s+`?([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*){1,2})`?",
-    re.IGNORECASE,
-)
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
@@ -127,16 +125,6 @@ def client_from_env() -> bigquery.Client:
     )
 
 
-@dataclass
-class _Txn:
-    """What one `transaction()` block will commit, and how reads inside it see it."""
-
-    statements: list[str]
-    overlays: dict[str, str]  # relation -> SELECT of its content as the script leaves it
-    opaque: set[str]  # relations written by statements no overlay can describe
-    after_commit: list[Callable[[], None]]
-
-
 class BigQueryWarehouse:
     """The Warehouse protocol on one BigQuery project (see the module docstring)."""
 
@@ -145,7 +133,7 @@ class BigQueryWarehouse:
 
     def __init__(self, client: bigquery.Client | None = None) -> None:
         self._client = client
-        self._txn: _Txn | None = None
+        self._txn: ScriptTransaction | None = None
         self._datasets: set[str] = set()
         self._tables: dict[str, set[str]] = {}  # dataset -> table ids, listed once
         self._schemas: dict[str, list[tuple[str, str]]] = {}  # relation -> (name, type)
@@ -167,16 +155,14 @@ class BigQueryWarehouse:
 
     # -- running statements ------------------------------------------------------------
     def execute(self, sql: str, params: Params | None = None) -> None:
-        sql = _translate_types(sql)
+        sql = translate_types(sql)
         if self._txn is not None:
-            self._txn.statements.append(_inline_params(sql, params))
-            target = _DML_TARGET.match(sql)
-            self._txn.opaque.add(target.group(1) if target else "*")
+            self._txn.add_dml(sql, params)
             return
         self._run(sql, params)
 
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        sql = self._with_overlays(_translate_types(sql))
+        sql = self._with_overlays(translate_types(sql))
         job = self._run(sql, params)
         return [tuple(_from_db(v) for v in row.values()) for row in job.result()]
 
@@ -186,14 +172,13 @@ class BigQueryWarehouse:
         if self._txn is not None:
             yield
             return
-        txn = self._txn = _Txn([], {}, set(), [])
+        txn = self._txn = ScriptTransaction()
         try:
             yield
         finally:
             self._txn = None
         if txn.statements:
-            script = ";\n".join(["BEGIN TRANSACTION", *txn.statements, "COMMIT TRANSACTION"])
-            self._run(script + ";", None)
+            self._run(txn.script(), None)
         for action in txn.after_commit:
             action()
 
@@ -214,32 +199,10 @@ class BigQueryWarehouse:
 
     # -- reads inside a transaction ------------------------------------------------------
     def _with_overlays(self, sql: str) -> str:
-        """`sql` reading each relation the open transaction wrote as the script leaves it."""
-        txn = self._txn
-        if txn is None or not (txn.overlays or txn.opaque):
-            return sql
-        for relation in sorted(txn.opaque):
-            if relation == "*" or _mentions(sql, relation):
-                raise WorkFailed(
-                    f"cannot read {relation if relation != '*' else 'a relation'} after "
-                    "changing it with a DML statement in the same BigQuery transaction"
-                )
-        if not txn.overlays:
-            return sql
-        # One pass: each overlay is already written in terms of the state it was taken
-        # from, so the text substituted here must not be substituted again.
-        names = sorted(txn.overlays, key=len, reverse=True)
-        pattern = re.compile(
-            r"(?<![\w.`])(" + "|".join(re.escape(n) for n in names) + r")(?![\w`])"
-        )
-        return _outside_quotes(
-            sql, lambda part: pattern.sub(lambda m: f"({txn.overlays[m.group(1)]})", part)
-        )
+        return sql if self._txn is None else self._txn.with_overlays(sql)
 
     def _overlay_base(self, relation: str) -> str:
-        if self._txn is not None and relation in self._txn.overlays:
-            return f"({self._txn.overlays[relation]})"
-        return relation
+        return relation if self._txn is None else self._txn.overlay_base(relation)
 
     # -- schemas and tables --------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:
@@ -319,7 +282,7 @@ class BigQueryWarehouse:
             raise WorkFailed(f"{table} has no column(s) {', '.join(missing)}")
         for batch in iter_chunks(rows, INSERT_BATCH_ROWS):
             values = [
-                "(" + ", ".join(render_literal(_to_db(r[n]), types[n]) for n in names) + ")"
+                "(" + ", ".join(render_literal(to_db(r[n]), types[n]) for n in names) + ")"
                 for r in batch
             ]
             sql = f"insert into {table} ({', '.join(names)}) values {', '.join(values)}"
@@ -378,7 +341,7 @@ class BigQueryWarehouse:
             dry_run=True, use_query_cache=False, labels=_job_labels(sql, None)
         )
         try:
-            job = self.client.query(_translate_types(sql), job_config=config)
+            job = self.client.query(translate_types(sql), job_config=config)
         except exceptions.GoogleAPIError as exc:
             raise WorkFailed(f"BigQuery dry run failed: {_message(exc)}") from exc
         total = job.total_bytes_processed
@@ -421,15 +384,14 @@ class BigQueryWarehouse:
             self._run(f"create table if not exists {target} like {source}", None)
             self._forget(target)
         names = ", ".join(self.columns(target))
-        in_range = f"{partition_field} between {_date(start)} and {_date(end)}"
+        in_range = f"{partition_field} between {date_literal(start)} and {date_literal(end)}"
         statements = [
             f"delete from {target} where {in_range}",
             f"insert into {target} ({names}) select {names} from {source} where {in_range}",
         ]
         copied = int(self.query(f"select count(*) from {source} where {in_range}")[0][0])
         if self._txn is None:
-            script = ";\n".join(["BEGIN TRANSACTION", *statements, "COMMIT TRANSACTION"])
-            self._run(script + ";", None)
+            self._run(ScriptTransaction(statements).script(), None)
             return copied
         self._txn.statements.extend(statements)
         self._txn.overlays[target] = (
@@ -492,7 +454,7 @@ class BigQueryWarehouse:
     def export_parquet(self, sql: str, path: str) -> int:
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-        job = self._run(self._with_overlays(_translate_types(sql)), None)
+        job = self._run(self._with_overlays(translate_types(sql)), None)
         table = job.result().to_arrow(create_bqstorage_client=False)
         pq.write_table(table, path)
         return int(table.num_rows)
@@ -508,16 +470,21 @@ class BigQueryWarehouse:
             raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
         return [(f"{schema}.{t.table_id}", _from_db(t.created)) for t in listed]
 
-    def gx_connection(self) -> tuple[str, dict[str, Any]]:
-        """SQLAlchemy URL and engine options for Great Expectations (sqlalchemy-bigquery),
-        reusing this warehouse's client: same project, credentials, endpoint and labels."""
+    def sqlalchemy_source(self, relation: str) -> SqlAlchemySource:
+        """sqlalchemy-bigquery reusing this warehouse's client: same project, credentials,
+        endpoint and labels; relations are named `dataset.table` as here."""
         if importlib.util.find_spec("sqlalchemy_bigquery") is None:
             raise WorkFailed(
                 "validating on BigQuery needs the sqlalchemy-bigquery package (Great "
                 "Expectations' BigQuery dialect); it is not installed"
             )
-        url = f"bigquery://{self.project}?user_supplied_client=True"
-        return url, {"connect_args": {"client": self.client}}
+        return SqlAlchemySource(
+            key=f"{self.name}:",
+            owner=self,
+            url=f"bigquery://{self.project}?user_supplied_client=True",
+            engine_kwargs={"connect_args": {"client": self.client}},
+            table_name=lambda name: name,
+        )
 
     def _api(self, call: Callable[[], Any]) -> Any:
         from google.api_core import exceptions
@@ -541,161 +508,11 @@ def _checksum(low: Any, high: Any) -> str:
     return str((int(high) * 2**32 + int(low)) % 2**64)
 
 
-def translate_params(
-    sql: str, params: Params | None
-) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
-    """`$name` placeholders -> `@name` and typed query parameters (quoted text untouched)."""
-    from google.cloud import bigquery
-
-    if not params:
-        return sql, []
-    used: dict[str, bigquery.ScalarQueryParameter] = {}
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in params:
-            raise WorkFailed(f"SQL parameter ${name} has no value")
-        value = _to_db(params[name])
-        used[name] = bigquery.ScalarQueryParameter(name, _type_of(value), value)
-        return f"@{name}"
-
-    return _outside_quotes(sql, lambda part: _PARAM.sub(replace, part)), list(used.values())
-
-
-def _inline_params(sql: str, params: Params | None) -> str:
-    """`$name` placeholders -> typed literals, for statements sent inside a script."""
-    if not params:
-        return sql
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in params:
-            raise WorkFailed(f"SQL parameter ${name} has no value")
-        value = _to_db(params[name])
-        return render_literal(value, _type_of(value))
-
-    return _outside_quotes(sql, lambda part: _PARAM.sub(replace, part))
-
-
-def render_literal(value: Any, sql_type: str) -> str:
-    """A GoogleSQL literal of `value` as `sql_type` (strings escaped; NULL typed)."""
-    base = sql_type.split("(")[0].upper()
-    if value is None:
-        return f"cast(null as {base})"
-    if base == "STRING":
-        return _string(str(value))
-    if base == "BOOL":
-        return "true" if value else "false"
-    if base == "INT64":
-        return str(int(value))
-    if base == "FLOAT64":
-        number = float(value)
-        text = repr(number) if math.isfinite(number) else str(number)  # nan, inf, -inf
-        return f"cast('{text}' as float64)"
-    if base in {"NUMERIC", "BIGNUMERIC"}:
-        return f"{base.lower()} '{Decimal(str(value))}'"
-    if base == "DATE":
-        return _date(value)
-    if base == "TIMESTAMP":
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        return f"timestamp '{moment.isoformat(sep=' ')}+00'"
-    if base == "DATETIME":
-        return f"datetime '{value.isoformat(sep=' ')}'"
-    raise WorkFailed(f"cannot write a {sql_type} literal")
-
-
-def _string(text: str) -> str:
-    escaped = (
-        text.replace("\\", "\\\\")
-        .replace("'", "\\'")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f"'{escaped}'"
-
-
-def _date(value: date) -> str:
-    day = value.date() if isinstance(value, datetime) else value
-    return f"date '{day.isoformat()}'"
-
-
-def _type_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FLOAT64"
-    if isinstance(value, Decimal):
-        return "NUMERIC"
-    if isinstance(value, datetime):
-        return "TIMESTAMP"
-    if isinstance(value, date):
-        return "DATE"
-    return "STRING"
-
-
-def _to_db(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)  # every orchestrator time is naive UTC
-    return value
-
-
 def _from_db(value: Any) -> Any:
     """Aware UTC timestamps come back naive, like DuckDB's TIMESTAMP (all audit times are UTC)."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value
-
-
-def _translate_types(sql: str) -> str:
-    """The few DuckDB spellings the shared SQL uses that GoogleSQL spells differently."""
-    return _outside_quotes(sql, lambda part: _VARCHAR_CAST.sub("as string", part))
-
-
-def _outside_quotes(sql: str, change: Callable[[str], str]) -> str:
-    """Apply `change` to the parts of `sql` outside string literals, quoted names and comments."""
-    out: list[str] = []
-    plain: list[str] = []
-    i = 0
-    while i < len(sql):
-        char = sql[i]
-        if char in "'\"`":
-            end = i + 1
-            while end < len(sql) and sql[end] != char:
-                end += 2 if sql[end] == "\\" else 1
-            out.append(change("".join(plain)))
-            plain = []
-            out.append(sql[i : end + 1])
-            i = end + 1
-        elif sql.startswith("--", i) or char == "#":
-            end = sql.find("\n", i)
-            end = len(sql) if end < 0 else end
-            out.append(change("".join(plain)))
-            plain = []
-            out.append(sql[i:end])
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            end = len(sql) if end < 0 else end + 2
-            out.append(change("".join(plain)))
-            plain = []
-            out.append(sql[i:end])
-            i = end
-        else:
-            plain.append(char)
-            i += 1
-    out.append(change("".join(plain)))
-    return "".join(out)
-
-
-def _mentions(sql: str, relation: str) -> bool:
-    return bool(re.search(r"(?<![\w.`])" + re.escape(relation) + r"(?![\w`])", sql))
 
 
 def _job_labels(sql: str, params: Params | None) -> dict[str, str]:

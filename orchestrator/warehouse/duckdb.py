@@ -15,7 +15,13 @@ from typing import Any
 import duckdb
 
 from orchestrator.errors import BadInput, WorkFailed
-from orchestrator.warehouse.base import Params, PartitionStats, iter_chunks, quote_literal
+from orchestrator.warehouse.base import (
+    Params,
+    PartitionStats,
+    SqlAlchemySource,
+    iter_chunks,
+    quote_literal,
+)
 
 __all__ = ["DuckDBWarehouse", "PartitionStats", "connect", "default_path", "partition_stats"]
 
@@ -125,15 +131,24 @@ class DuckDBWarehouse:
 
     name = "duckdb"
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, create: bool = True) -> None:
         self.path = path or default_path()
         self.namespace = f"duckdb://{self.path.name}"
+        # Commands open an existing warehouse only: a mistyped path must not become a new,
+        # empty warehouse that every read then reports as "nothing here".
+        self.create = create
         self._con: duckdb.DuckDBPyConnection | None = None
         self._in_transaction = False
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
+            if not self.create and str(self.path) != ":memory:" and not self.path.exists():
+                raise BadInput(
+                    f"warehouse file {self.path} does not exist (RIDESHARE_DUCKDB_PATH); "
+                    "build it with `make demo` or `dbt build`, or point RIDESHARE_DUCKDB_PATH "
+                    "at your warehouse"
+                )
             self._con = open_file(self.path)
             # DuckDB checkpoints (folds the WAL into the file, vacuuming deleted rows) at
             # every commit once the WAL passes 16 MiB: at each chunk of a large backfill
@@ -341,6 +356,38 @@ class DuckDBWarehouse:
         )
         return [(f"{schema}.{r[0]}", None) for r in rows]
 
+    def sqlalchemy_source(self, relation: str) -> SqlAlchemySource:
+        """Connections that are cursors of this warehouse's own open connection.
+
+        DuckDB lets one process open a file only through one database instance, and the
+        orchestrator already holds it (a second `duckdb.connect` with duckdb-engine's config
+        is refused), so every pooled connection is `con.cursor()`: a new connection to that
+        same instance, with its own transactions, that sees what the orchestrator has
+        committed and closes when the warehouse closes.
+
+        Each one sets `search_path` to the relation's schema and the table is named
+        unqualified: SQLAlchemy 2.1's column reflection fails on DuckDB (no
+        `pg_catalog.pg_collation`) and GX's fallback then queries the bare table name.
+        """
+        from duckdb_engine import ConnectionWrapper
+
+        con = self.con
+        schema = relation.rpartition(".")[0] or "main"
+        setup = f"set search_path = {quote_literal(schema)}"
+
+        def connect() -> Any:
+            cursor = con.cursor()
+            cursor.execute(setup)
+            return ConnectionWrapper(_BufferedDuckDB(cursor))  # type: ignore[arg-type]
+
+        return SqlAlchemySource(
+            key=f"{self.name}:{schema}",
+            owner=con,
+            url=f"duckdb:///{self.path}",
+            engine_kwargs={"creator": connect},
+            table_name=lambda name: name.rpartition(".")[2],
+        )
+
     def drop_relation(self, relation: str) -> None:
         self.con.execute(f"drop table if exists {relation}")
 
@@ -380,3 +427,49 @@ def _to_db(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str)
     return value
+
+
+class _BufferedDuckDB:
+    """A duckdb connection whose `execute` reads the whole result before it returns.
+
+    Works around great_expectations issue #11579 (GX 1.x with duckdb-engine returns no
+    rows for any metric, so every expectation fails with an empty result). GX's
+    `SqlAlchemyExecutionEngine.execute_query` does `with self.get_connection() as c:
+    result = c.execute(query)` and calls `result.fetchall()` only after the block. Leaving
+    the block returns the connection to the pool, which rolls it back; duckdb-engine runs
+    every cursor on the one duckdb connection, and that rollback discards the pending
+    result before GX reads it. Reading the rows inside `execute` makes the result
+    independent of what happens to the connection afterwards, without changing any
+    statement or transaction GX issues. The buffer stays small: GX's queries on a table
+    asset return aggregates, one row (`LIMIT 1`) or at most `partial_unexpected_count`
+    sample rows. `tests/unit/test_validate.py` proves a passing suite passes and a
+    violated one fails, so a regression of this shows up as failures there.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._rows: list[Any] = []
+        self.description: Any = None
+
+    def execute(self, sql: str, parameters: Any = None) -> _BufferedDuckDB:
+        if parameters is None:
+            self._con.execute(sql)
+        else:
+            self._con.execute(sql, parameters)
+        self.description = self._con.description
+        self._rows = self._con.fetchall() if self.description else []
+        return self
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __getattr__(self, name: str) -> Any:  # begin, commit, rollback, close, ...
+        return getattr(self._con, name)

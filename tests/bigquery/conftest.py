@@ -119,7 +119,7 @@ def load_bronze(client: Any, work_dir: Path) -> None:
     import duckdb
     from google.cloud import bigquery
 
-    from orchestrator.generate import generate_bronze
+    from orchestrator.demo.generate import generate_bronze
 
     with duckdb.connect(str(work_dir / "generated.duckdb")) as con:
         generate_bronze(

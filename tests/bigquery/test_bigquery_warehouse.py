@@ -19,12 +19,12 @@ import requests
 from bq_support import REPO, BigQueryEnv, backfill, planned, query
 
 from orchestrator.errors import WorkFailed
-from orchestrator.warehouse.bigquery import (
-    BigQueryWarehouse,
-    _checksum,
-    _outside_quotes,
+from orchestrator.warehouse.bigquery import BigQueryWarehouse, _checksum
+from orchestrator.warehouse.bq_script import (
+    outside_quotes,
     render_literal,
     translate_params,
+    translate_types,
 )
 
 TIB = 2**40
@@ -66,12 +66,10 @@ def test_literals_are_typed_and_escaped(value: Any, sql_type: str, literal: str)
 
 
 def test_varchar_casts_are_translated_only_outside_quotes() -> None:
-    from orchestrator.warehouse.bigquery import _translate_types
-
-    assert _translate_types("select cast(x as varchar), 'as varchar' -- as varchar\n") == (
+    assert translate_types("select cast(x as varchar), 'as varchar' -- as varchar\n") == (
         "select cast(x as string), 'as varchar' -- as varchar\n"
     )
-    assert _outside_quotes("a 'b' c", str.upper) == "A 'b' C"
+    assert outside_quotes("a 'b' c", str.upper) == "A 'b' C"
 
 
 def test_checksum_is_the_sum_of_fingerprints_modulo_2_to_the_64() -> None:

@@ -122,7 +122,7 @@ class DbtProject:
 def dbt_built(tmp_path_factory: pytest.TempPathFactory) -> DbtProject:
     """Generated bronze (20 days x 200 trips) and a full `dbt build`: seeds, models,
     snapshots, data tests and unit tests. Built once per test module."""
-    from orchestrator.generate import generate_bronze
+    from orchestrator.demo.generate import generate_bronze
     from orchestrator.warehouse.duckdb import connect
 
     directory = tmp_path_factory.mktemp("dbt_built")

@@ -353,7 +353,7 @@ def prepare(template: Path, workdir: Path, project_dir: Path | None = None) -> S
         finally:
             ctx.close()
     expected = table_stats(reference)
-    chunks = tuple((int(c["chunk_no"]), c["start"], c["end"]) for c in plan.chunks)
+    chunks = tuple((c.chunk_no, c.start.isoformat(), c.end.isoformat()) for c in plan.chunks)
     for chunk_no, first, last in chunks:
         changed = [d for d in days(first, last) if before.get(d) != expected.get(d)]
         if len(changed) < 2:
@@ -898,7 +898,7 @@ def coverage(results: list[TrialResult]) -> Counter[str]:
 def build_template(path: Path, days: int = 40, trips_per_day: int = 200) -> Path:
     """The warehouse `tests/conftest.py` builds (bronze, `dbt build`), for the benchmark."""
     from orchestrator.dbt import Dbt
-    from orchestrator.generate import generate_bronze
+    from orchestrator.demo.generate import generate_bronze
     from orchestrator.warehouse.duckdb import connect
 
     path.parent.mkdir(parents=True, exist_ok=True)

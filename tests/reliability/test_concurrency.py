@@ -35,7 +35,7 @@ from reliability_support import (
 )
 from support import checksums, query
 
-from orchestrator.audit import AuditStore
+from orchestrator.audit.chunks import ChunkRecords
 from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -291,16 +291,16 @@ def test_the_reader_check_catches_a_publish_that_is_not_atomic(
 
     def observe_during_publish() -> list[str]:
         seen: list[str] = []
-        original = AuditStore.record_partitions
+        original = ChunkRecords.record_partitions
 
-        def record_partitions(self: AuditStore, backfill_id: str, *args: object) -> None:
+        def record_partitions(self: ChunkRecords, backfill_id: str, *args: object) -> None:
             if args[2] == "after":  # inside the publish, right after the partitions swap
                 with duckdb.connect(str(db)) as reader:  # this process's instance
                     seen.extend(reader_view(crash_scenario, reader))
             original(self, backfill_id, *args)  # type: ignore[arg-type]
 
         with monkeypatch.context() as patch:
-            patch.setattr(AuditStore, "record_partitions", record_partitions)
+            patch.setattr(ChunkRecords, "record_partitions", record_partitions)
             assert cli(project_copy, "run", crash_scenario.backfill_id, "--execute").exit_code == 0
         return seen
 

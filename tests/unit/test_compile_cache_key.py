@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.compile_cache import CompileCache, CompiledEntry, state_key
-from orchestrator.context import PROJECT_FILES
+from orchestrator.project import PROJECT_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 

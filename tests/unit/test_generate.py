@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestrator.errors import BadInput
-from orchestrator.generate import (
+from orchestrator.demo.generate import (
     SCHEMA_V2_FROM,
     GenerateResult,
     _Generator,
     generate_bronze,
 )
+from orchestrator.errors import BadInput
 
 START = date(2024, 1, 20)  # 60 days across the 2024-02-15 schema v2 cut-over
 DAYS = 60

@@ -36,18 +36,8 @@ def locks(tmp_path: Path) -> Iterator[Locks]:
 
 def claim(locks: Locks, backfill_id: str, at: datetime, host: str | None = None) -> None:
     """A claim as another process inserts it (it has passed its own check already)."""
-    locks.wh.insert_rows(
-        locks.audit.t("locks"),
-        [
-            {
-                "model": "fct_trips",
-                "backfill_id": backfill_id,
-                "holder": "carol",
-                "pid": OTHER_PID,
-                "host": host or socket.gethostname(),
-                "acquired_at": at,
-            }
-        ],
+    locks.audit.locks.claim(
+        "fct_trips", backfill_id, "carol", pid=OTHER_PID, host=host or socket.gethostname(), at=at
     )
 
 
@@ -64,19 +54,7 @@ def events(locks: Locks) -> list[tuple[str, str, str]]:
 
 def settle_mine(locks: Locks, at: datetime) -> None:
     """Our claim, committed with `at`, then settled (acquire's second half)."""
-    locks.wh.insert_rows(
-        locks.audit.t("locks"),
-        [
-            {
-                "model": "fct_trips",
-                "backfill_id": "bf_aaaaaaaaaaaa",
-                "holder": "alice",
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "acquired_at": at,
-            }
-        ],
-    )
+    locks.audit.locks.claim("fct_trips", "bf_aaaaaaaaaaaa", "alice", at=at)
     locks._settle("fct_trips", "bf_aaaaaaaaaaaa", "alice")
 
 

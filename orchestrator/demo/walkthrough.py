@@ -8,7 +8,8 @@ from datetime import date
 
 from orchestrator import backfills
 from orchestrator.context import Context
-from orchestrator.generate import generate_bronze
+from orchestrator.demo import require_duckdb
+from orchestrator.demo.generate import generate_bronze
 from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
 Echo = Callable[[str], None]
@@ -19,9 +20,9 @@ START = date(2024, 1, 1)
 
 
 def run_demo(ctx: Context, echo: Echo) -> None:
+    require_duckdb(ctx.target, "demo")
     wh = ctx.warehouse
-    if not isinstance(wh, DuckDBWarehouse):
-        raise TypeError("the demo runs on the embedded DuckDB target")
+    assert isinstance(wh, DuckDBWarehouse)  # require_duckdb: the target is duckdb
     began = time.monotonic()
     wh.close()
     if wh.path.exists():
@@ -98,23 +99,26 @@ def _summary(ctx: Context, echo: Echo) -> None:
     wh = ctx.warehouse
     rows = wh.query(
         "select table_schema, table_name, table_type from information_schema.tables "
-        "where table_schema in ('bronze', 'seeds', 'staging', 'marts', 'snapshots', "
-        "'backfill_audit') order by 1, 2"
+        "where table_schema in ('bronze', 'seeds', 'staging', 'marts', 'snapshots') "
+        "order by 1, 2"
     )
     partition_fields = {
         "fct_trips": "trip_date",
         "fct_driver_daily_earnings": "earning_date",
         "trip_events": "_ingested_date",
     }
-    width = max(len(f"{s}.{n}") for s, n, _ in rows)
-    echo(f"  {'relation'.ljust(width)}  {'kind':<5}  {'rows':>10}  partitions")
+    lines = []
     for schema, name, kind in rows:
-        count = wh.query(f"select count(*) from {schema}.{name}")[0][0]
+        count = int(wh.query(f"select count(*) from {schema}.{name}")[0][0])
         field = partition_fields.get(name)
         parts = (
             str(wh.query(f"select count(distinct {field}) from {schema}.{name}")[0][0])
             if field
             else ""
         )
-        label = "view" if kind == "VIEW" else "table"
-        echo(f"  {f'{schema}.{name}'.ljust(width)}  {label:<5}  {count:>10,}  {parts}")
+        lines.append((f"{schema}.{name}", "view" if kind == "VIEW" else "table", count, parts))
+    lines += [(name, "table", count, "") for name, count in ctx.audit.row_counts().items()]
+    width = max(len(name) for name, *_ in lines)
+    echo(f"  {'relation'.ljust(width)}  {'kind':<5}  {'rows':>10}  partitions")
+    for name, label, count, parts in lines:
+        echo(f"  {name.ljust(width)}  {label:<5}  {count:>10,}  {parts}")

@@ -1,0 +1,42 @@
+"""Demo tooling, apart from the product: deterministic bronze data and the `make demo` walk.
+
+Both write the embedded DuckDB warehouse (they are the commands that may create it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestrator.context import check_target
+from orchestrator.errors import BadInput
+from orchestrator.plan import parse_date
+
+if TYPE_CHECKING:
+    from orchestrator.demo.generate import GenerateResult
+
+
+def require_duckdb(target: str | None, command: str) -> None:
+    """Demo tooling writes the embedded DuckDB file; on any other target it would not
+    touch the warehouse the user named, so it is refused before anything is written."""
+    name = check_target(target)
+    if name != "duckdb":
+        raise BadInput(
+            f"`backfill {command}` writes the embedded DuckDB warehouse only, not {name}; "
+            "load bronze into BigQuery with your ingestion (tests load the generator's "
+            "output as Parquet)"
+        )
+
+
+def generate(
+    target: str | None, *, days: int, trips_per_day: int, seed: int, start_date: str
+) -> GenerateResult:
+    """Generate bronze events into the DuckDB warehouse file (created if missing)."""
+    from orchestrator.demo.generate import generate_bronze
+    from orchestrator.warehouse.duckdb import connect
+
+    require_duckdb(target, "generate")
+    first_day = parse_date(start_date, "start")
+    with connect() as con:
+        return generate_bronze(
+            con, days=days, trips_per_day=trips_per_day, seed=seed, start_date=first_day
+        )

@@ -9,7 +9,7 @@ After every trial it checks checksums against the reference, duplicate keys, the
 store against the data, and every concurrent read. Prints trials, real kills, points
 covered, failures and time.
 
-    .venv/bin/python bench/crash_bench.py --trials 200
+    .venv/bin/python -m bench.crash_bench --trials 200   (from the repository root)
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "reliability"), str(REPO / "tests")]
+from tests.reliability import crash_harness as harness
 
-import crash_harness as harness  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:

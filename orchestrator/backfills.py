@@ -11,6 +11,7 @@ from orchestrator.approval import approve
 from orchestrator.dry_run import DryRunReport, dry_run, usd_per_tib
 from orchestrator.lineage import lineage_of
 from orchestrator.lock import unlock
+from orchestrator.looker import generate as generate_lookml
 from orchestrator.maintain import Expiry, maintain
 from orchestrator.planner import create_plan, load_plan
 from orchestrator.rollback import RollbackReport, rollback
@@ -28,6 +29,7 @@ __all__ = [
     "create_plan",
     "dry_run",
     "export_version",
+    "generate_lookml",
     "history",
     "lineage_of",
     "list_versions",

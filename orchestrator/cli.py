@@ -103,7 +103,7 @@ def generate(
         backfill generate --days 90 --trips-per-day 2000 --seed 42
     """
     with library(project_dir, target):
-        result = demo.generate(
+        result = demo.write_bronze(
             target, days=days, trips_per_day=trips_per_day, seed=seed, start_date=start_date
         )
     render.generated(result, as_json)
@@ -447,6 +447,43 @@ def maintain(
     with library(project_dir, target) as ctx:
         expired = backfills.maintain(ctx, keep_days, execute=execute, requested_by=requested_by)
     render.maintained(expired, execute, as_json)
+
+
+@cli.command()
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("looker"),
+    show_default=True,
+    help="Folder of the LookML project files.",
+)
+@click.option(
+    "--connection", default="rideshare", show_default=True, help="Looker connection name."
+)
+@click.option("--check", "check_only", is_flag=True, help="Only check the files are current.")
+@common
+def looker(
+    output: Path,
+    connection: str,
+    check_only: bool,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Generate LookML views and explores from the dbt contracts of the Looker-facing models.
+
+    One view per relation (each dim_drivers version and the latest view, the facts), typed
+    from the contracts; --check fails when the files differ from the contracts.
+
+    \b
+    Example:
+        backfill looker --output looker/
+    """
+    with library(project_dir, target) as ctx:
+        files = backfills.generate_lookml(
+            ctx, output, connection=connection, check_only=check_only
+        )
+    render.lookml(files, output, check_only, as_json)
 
 
 @cli.command("demo")

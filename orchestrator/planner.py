@@ -14,6 +14,7 @@ from orchestrator.dbt import Compiled
 from orchestrator.errors import BadInput
 from orchestrator.lifecycle import Status
 from orchestrator.lock import Locks
+from orchestrator.looker import deprecated_exposure_warnings
 from orchestrator.manifest import Model
 from orchestrator.plan import Chunk
 from orchestrator.policy import BackfillPolicy
@@ -156,6 +157,7 @@ def _impact(
     stats = ctx.warehouse.partition_stats(model.relation, policy.partition_field, start, end)
     manifest = ctx.dbt.manifest()
     below = manifest.downstream(model.name)
+    exposures = manifest.exposures_reading([model.name] + [m.name for m in below])
     return {
         "relation": model.relation,
         "partitions": (end - start).days + 1,
@@ -170,6 +172,8 @@ def _impact(
             }
             for m in below
         ],
-        "exposures": manifest.exposures_reading([model.name] + [m.name for m in below]),
+        "exposures": exposures,
+        # An exposure (a Looker dashboard) still reading a deprecated model version.
+        "warnings": deprecated_exposure_warnings(manifest.raw, today(), exposures),
         "critical": policy.critical,
     }

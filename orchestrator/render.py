@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,6 +44,18 @@ def generated(result: GenerateResult, as_json_: bool) -> None:
     )
 
 
+def lookml(files: list[str], output_dir: Path, check_only: bool, as_json_: bool) -> None:
+    if as_json_:
+        return as_json({"output": str(output_dir), "files": files, "check": check_only})
+    if check_only:
+        click.echo(f"{output_dir} matches the dbt contracts")
+        return None
+    for name in files:
+        click.echo(f"wrote {output_dir / name}")
+    click.echo(f"{len(files)} LookML files in {output_dir}, generated from the dbt contracts")
+    return None
+
+
 def plan(record: PlanRecord, as_json_: bool) -> None:
     if as_json_:
         return as_json(asdict(record))
@@ -63,6 +76,8 @@ def plan(record: PlanRecord, as_json_: bool) -> None:
         click.echo(f"downstream: {item['model']} ({item['action']})")
     for exposure in impact["exposures"]:
         click.echo(f"exposure: {exposure}")
+    for warning in impact.get("warnings", []):
+        click.echo(f"warning: {warning}")
     click.echo(f"next: backfill dry-run {record.backfill_id}")
 
 

@@ -27,7 +27,7 @@ def require_duckdb(target: str | None, command: str) -> None:
         )
 
 
-def generate(
+def write_bronze(
     target: str | None, *, days: int, trips_per_day: int, seed: int, start_date: str
 ) -> GenerateResult:
     """Generate bronze events into the DuckDB warehouse file (created if missing)."""

@@ -51,3 +51,20 @@ def test_demo_tooling_refuses_bigquery_and_writes_no_duckdb_file(
         "generator's output as Parquet)\n"
     )
     assert not path.exists()
+
+
+def test_plan_warns_when_its_looker_exposure_reads_a_deprecated_version(
+    warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warning = (
+        "warning: exposure looker_driver_operations reads dim_drivers v1, deprecated since "
+        "2027-06-30 (latest is v2): move it to v2 (docs/looker.md)"
+    )
+    assert warning not in backfill(*PLAN).stdout  # today is 2026-11-22: not deprecated yet
+    monkeypatch.setenv("BACKFILL_TODAY", "2027-06-30")
+    result = backfill(*PLAN)
+    assert result.exit_code == 0
+    assert warning in result.stdout.splitlines()
+
+
+PLAN = ("plan", "fct_trips", "--start", "2024-01-10", "--end", "2024-01-20", "--reason", "x")

@@ -480,9 +480,7 @@ def looker(
         backfill looker --output looker/
     """
     with library(project_dir, target) as ctx:
-        files = backfills.generate_lookml(
-            ctx, output, connection=connection, check_only=check_only
-        )
+        files = backfills.generate_lookml(ctx, output, connection=connection, check_only=check_only)
     render.lookml(files, output, check_only, as_json)
 
 

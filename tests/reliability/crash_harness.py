@@ -303,7 +303,7 @@ def prepare(template: Path, workdir: Path, project_dir: Path | None = None) -> S
     """Corrections, plan, dry run and approval on a copy of `template`, a clean reference
     run (which also imports Great Expectations into this process, for the forks), and one
     forked clean run to calibrate random kills and to check the harness itself."""
-    from support import correct_a_fare
+    from tests.support import correct_a_fare
 
     from orchestrator import backfills
     from orchestrator.context import Context

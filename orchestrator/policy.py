@@ -16,6 +16,10 @@ class Check:
     min: float | None = None
     max: float | None = None
     accepted_values: tuple[str, ...] | None = None
+    # Overrides of the checks derived from production for this column (validate.py).
+    distribution_tolerance: float | None = None
+    allow_nulls: bool = False
+    allow_negative: bool = False
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class BackfillPolicy:
     checks: tuple[Check, ...] = field(default_factory=tuple)
     row_count_tolerance: float = 0.5
     null_rate_margin: float = 0.05
+    # A staged numeric column's mean, p50 and p99 stay within a factor (1 + this) of the
+    # production partitions it replaces and their neighbours.
+    distribution_tolerance: float = 1.0
     max_bytes: int | None = None  # dry-run budget: bytes the plan's SQL may process (BigQuery)
     publish: str = "transaction"  # or "partition_copy": see PUBLISH_MODES
 
@@ -64,6 +71,7 @@ def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
             checks=tuple(_check(c) for c in raw.get("checks") or ()),
             row_count_tolerance=float(raw.get("row_count_tolerance", 0.5)),
             null_rate_margin=float(raw.get("null_rate_margin", 0.05)),
+            distribution_tolerance=_tolerance(raw.get("distribution_tolerance", 1.0)),
             max_bytes=_max_bytes(raw.get("max_bytes")),
             publish=_publish(raw),
         )
@@ -90,9 +98,20 @@ def _publish(raw: dict[str, Any]) -> str:
 
 def _check(raw: dict[str, Any]) -> Check:
     values = raw.get("accepted_values")
+    tolerance = raw.get("distribution_tolerance")
     return Check(
         column=str(raw["column"]),
         min=raw.get("min"),
         max=raw.get("max"),
         accepted_values=tuple(str(v) for v in values) if values is not None else None,
+        distribution_tolerance=None if tolerance is None else _tolerance(tolerance),
+        allow_nulls=bool(raw.get("allow_nulls", False)),
+        allow_negative=bool(raw.get("allow_negative", False)),
     )
+
+
+def _tolerance(raw: Any) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"distribution_tolerance must be a positive number, got {raw!r}")
+    return value

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.gx_suite import Expect, Outcome, run_suite
@@ -149,7 +149,114 @@ def validate_chunk(
     results[after_keys:after_keys] = _row_counts(
         wh, staging, pf, policy.row_count_tolerance, old_rows
     )
+    results += [_unique_across_table(wh, staging, production, policy, start, end)]
+    results += _against_production(wh, staging, production, policy, strict, start, end)
     return results + [_data_test(wh, staging, relation_name, t) for t in data_tests]
+
+
+def _unique_across_table(
+    wh: Warehouse, staging: str, production: str, policy: BackfillPolicy, start: date, end: date
+) -> CheckResult:
+    """Staged keys that production also holds outside the chunk's range: after the publish
+    they would be duplicates (a trip re-delivered on a later day lands in two partitions)."""
+    keys, pf = policy.unique_key, policy.partition_field
+    check = f"({', '.join(keys)}) unique across the table"
+    if not wh.columns(production):
+        return CheckResult(check, "all", "0 keys (the table is new)", "0 keys", True)
+    rows = wh.query(
+        f"select p.{pf}, count(*) from (select distinct {', '.join(keys)} from {staging}) s "
+        f"join {production} p on {' and '.join(f's.{k} = p.{k}' for k in keys)} "
+        f"where p.{pf} < $start or p.{pf} > $end group by 1 order by 1",
+        {"start": start, "end": end},
+    )
+    found = sum(int(r[1]) for r in rows)
+    where = ", ".join(r[0].isoformat() for r in rows) or "all"
+    observed = f"{found} keys also in partitions outside {start}..{end}"
+    return CheckResult(check, where, observed, "0 keys", found == 0)
+
+
+def _against_production(
+    wh: Warehouse,
+    staging: str,
+    production: str,
+    policy: BackfillPolicy,
+    strict: list[str],
+    start: date,
+    end: date,
+) -> list[CheckResult]:
+    """Checks derived from what production holds around the chunk: a column without nulls
+    keeps none, a column without negatives gains none, and a number's mean, p50 and p99
+    stay within a factor of production's. The baseline is the production partitions the
+    chunk replaces plus as many days on each side (its neighbours)."""
+    span = timedelta(days=(end - start).days + 1)
+    low, high = start - span, end + span
+    baseline = (
+        wh.profile(production, policy.partition_field, low, high) if wh.columns(production) else {}
+    )
+    if not baseline or next(iter(baseline.values())).rows == 0:
+        return []  # nothing to compare with: a new table or a range with no neighbours
+    staged = wh.profile(staging, policy.partition_field, start, end)
+    overrides = {c.column: c for c in policy.checks}
+    window = f"production {low}..{high}"
+    results = []
+    for column, now in staged.items():
+        before = baseline.get(column)
+        if before is None or column in strict:
+            continue
+        override = overrides.get(column)
+        if before.nulls == 0 and not (override and override.allow_nulls):
+            results.append(
+                CheckResult(
+                    f"{column} stays not null",
+                    "all",
+                    f"{now.nulls} null",
+                    f"0 null (none in {window})",
+                    now.nulls == 0,
+                )
+            )
+        if not (now.numeric and before.numeric):
+            continue
+        if before.negatives == 0 and not (override and override.allow_negative):
+            results.append(
+                CheckResult(
+                    f"{column} stays non-negative",
+                    "all",
+                    f"{now.negatives} negative",
+                    f"0 negative (none in {window})",
+                    now.negatives == 0,
+                )
+            )
+        tolerance = policy.distribution_tolerance
+        if override and override.distribution_tolerance is not None:
+            tolerance = override.distribution_tolerance
+        for stat in ("mean", "p50", "p99"):
+            results += _drift(
+                column, stat, getattr(now, stat), getattr(before, stat), tolerance, window
+            )
+    return results
+
+
+def _drift(
+    column: str, stat: str, now: float | None, before: float | None, tolerance: float, window: str
+) -> list[CheckResult]:
+    """`now` within a factor (1 + tolerance) of `before`, on either side (same sign)."""
+    if now is None or before is None:
+        return []
+    factor = 1 + tolerance
+    if before == 0:
+        passed = now == 0
+    else:
+        ratio = now / before
+        passed = 1 / factor - _RATE_SLACK <= ratio <= factor + _RATE_SLACK
+    return [
+        CheckResult(
+            f"{column} {stat} within x{factor:g} of production",
+            "all",
+            f"{now:.6g} (production {before:.6g})",
+            f"{before / factor:.6g}..{before * factor:.6g} ({window})",
+            passed,
+        )
+    ]
 
 
 def _data_test(

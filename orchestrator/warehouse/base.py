@@ -25,6 +25,20 @@ class PartitionStats:
 
 
 @dataclass(frozen=True)
+class ColumnProfile:
+    """One column over a range of partitions: how many values, nulls and negatives, and
+    for numbers the mean and two quantiles (None where there is no value or no number)."""
+
+    rows: int
+    nulls: int
+    numeric: bool = False
+    negatives: int = 0
+    mean: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+
+
+@dataclass(frozen=True)
 class SqlAlchemySource:
     """How a SQLAlchemy client (Great Expectations) reaches a relation of the warehouse."""
 
@@ -69,6 +83,12 @@ class Warehouse(Protocol):
     ) -> dict[date, int]:
         """Rows per non-empty partition in [start, end], as cheaply as the warehouse can
         (BigQuery: partition metadata, no bytes billed)."""
+        ...
+
+    def profile(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[str, ColumnProfile]:
+        """Every column's profile over the [start, end] partitions, in one query."""
         ...
 
     def table_checksum(self, relation: str) -> tuple[int, str]:
@@ -139,6 +159,31 @@ class Warehouse(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def profiles_from_row(
+    row: Sequence[Any], columns: Sequence[tuple[str, bool]]
+) -> dict[str, ColumnProfile]:
+    """Read back a profile query's one row: count(*), then per column count(c) and, for a
+    numeric column, its negatives, mean, p50 and p99 (`profile` writes them in that order)."""
+    total, index, out = int(row[0] or 0), 1, {}
+    for name, numeric in columns:
+        values = int(row[index] or 0)
+        if numeric:
+            negatives, mean, p50, p99 = row[index + 1 : index + 5]
+            out[name] = ColumnProfile(
+                total, total - values, True, int(negatives or 0), _float(mean), _float(p50),
+                _float(p99),
+            )  # fmt: skip
+            index += 5
+        else:
+            out[name] = ColumnProfile(total, total - values)
+            index += 1
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def quote_literal(value: str) -> str:

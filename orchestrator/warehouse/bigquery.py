@@ -44,7 +44,14 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import BadInput, WorkFailed
-from orchestrator.warehouse.base import Params, PartitionStats, SqlAlchemySource, iter_chunks
+from orchestrator.warehouse.base import (
+    ColumnProfile,
+    Params,
+    PartitionStats,
+    SqlAlchemySource,
+    iter_chunks,
+    profiles_from_row,
+)
 from orchestrator.warehouse.bq_script import (
     ScriptTransaction,
     date_literal,
@@ -83,6 +90,7 @@ _FIELD_TYPES = {
     "RECORD": "STRUCT",
 }
 _BACKFILL_ID = re.compile(r"(?<![a-z0-9])(bf_[0-9a-f]{12})(?![0-9a-f])")
+_NUMERIC_TYPES = {"INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC"}
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
@@ -322,6 +330,32 @@ class BigQueryWarehouse:
             if str(partition_id).isdigit() and len(str(partition_id)) == 8:
                 out[datetime.strptime(str(partition_id), "%Y%m%d").date()] = int(total)
         return out
+
+    def profile(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[str, ColumnProfile]:
+        """One scan of the range's columns; quantiles are APPROX_QUANTILES (BigQuery's
+        percentiles over a sample, exact enough for a drift bound)."""
+        columns = self._schema(relation)
+        numeric = {name for name, kind in columns if kind in _NUMERIC_TYPES}
+        parts = []
+        for name, _ in columns:
+            parts.append(f"count({name})")
+            if name in numeric:
+                parts += [
+                    f"countif({name} < 0)",
+                    f"avg(cast({name} as float64))",
+                    f"approx_quantiles(cast({name} as float64), 100)[offset(50)]",
+                    f"approx_quantiles(cast({name} as float64), 100)[offset(99)]",
+                ]
+        if not columns:
+            return {}
+        row = self.query(
+            f"select count(*), {', '.join(parts)} from {relation} "
+            f"where {partition_field} between $start and $end",
+            {"start": start, "end": end},
+        )[0]
+        return profiles_from_row(row, [(name, name in numeric) for name, _ in columns])
 
     def table_checksum(self, relation: str) -> tuple[int, str]:
         rows = self.query(f"select count(*), {_CHECKSUM_PARTS} from {relation} as t")

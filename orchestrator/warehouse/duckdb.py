@@ -16,10 +16,12 @@ import duckdb
 
 from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.warehouse.base import (
+    ColumnProfile,
     Params,
     PartitionStats,
     SqlAlchemySource,
     iter_chunks,
+    profiles_from_row,
     quote_literal,
 )
 
@@ -41,6 +43,7 @@ _ROWS_PER_INSERT = 500
 # WAL size at which a commit also checkpoints (DuckDB's default is 16 MiB); a year of
 # 10 M trips backfilled in 12 chunks leaves a WAL of ~80 MB.
 CHECKPOINT_THRESHOLD = "1GiB"
+_NUMERIC = re.compile(r"^(?:U?(?:TINY|SMALL|BIG|HUGE)?INT(?:EGER)?|DOUBLE|FLOAT|REAL|DECIMAL)")
 _LOCK_CONFLICT = re.compile(r"Conflicting lock is held in .*\(PID (\d+)\)")
 
 
@@ -254,6 +257,31 @@ class DuckDBWarehouse:
             {"start": start, "end": end},
         ).fetchall()
         return {row[0]: int(row[1]) for row in rows}
+
+    def profile(
+        self, relation: str, partition_field: str, start: date, end: date
+    ) -> dict[str, ColumnProfile]:
+        columns = self._column_types(relation)
+        numeric = {name for name, kind in columns if _NUMERIC.match(kind)}
+        parts = []
+        for name, _ in columns:
+            c = _quote_identifier(name)
+            parts.append(f"count({c})")
+            if name in numeric:
+                parts += [
+                    f"count(*) filter (where {c} < 0)",
+                    f"avg({c})::double",
+                    f"quantile_cont({c}, 0.5)::double",
+                    f"quantile_cont({c}, 0.99)::double",
+                ]
+        if not columns:
+            return {}
+        row = self.query(
+            f"select count(*), {', '.join(parts)} from {relation} "
+            f"where {partition_field} between $start and $end",
+            {"start": start, "end": end},
+        )[0]
+        return profiles_from_row(row, [(name, name in numeric) for name, _ in columns])
 
     def table_checksum(self, relation: str) -> tuple[int, str]:
         row = self.con.execute(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -94,8 +95,28 @@ def test_clean_staging_passes_every_check(
         ("tip_total null rate", "all", "25.00%", True),  # a real metric, read through GX
         ("gross_fare between 0 and 20000", "all", "0 rows outside", True),
         ("tier in accepted values", "all", "0 rows not accepted", True),
+        (
+            "(driver_id, earning_date) unique across the table",
+            "all",
+            "0 keys also in partitions outside 2024-01-01..2024-01-03",
+            True,
+        ),
+        ("row_id stays not null", "all", "0 null", True),
+        ("gross_fare stays not null", "all", "0 null", True),
+        ("gross_fare stays non-negative", "all", "0 negative", True),
+        ("gross_fare mean within x2 of production", "all", "250 (production 250)", True),
+        ("gross_fare p50 within x2 of production", "all", "250 (production 250)", True),
+        ("gross_fare p99 within x2 of production", "all", "400 (production 400)", True),
+        ("tier stays not null", "all", "0 null", True),
+        # tip_total has nulls in production: its null rate has the check above instead.
+        ("tip_total stays non-negative", "all", "0 negative", True),
+        ("tip_total mean within x2 of production", "all", "10 (production 10)", True),
+        ("tip_total p50 within x2 of production", "all", "10 (production 10)", True),
+        ("tip_total p99 within x2 of production", "all", "15 (production 15)", True),
     ]
     assert results[4].expected == "2..6 (now 4, ±50%)"
+    # The baseline is the replaced partitions and as many days on each side.
+    assert results[18].expected == "125..500 (production 2023-12-29..2024-01-06)"
     assert list(cwd.iterdir()) == []  # the GX context is ephemeral
 
 
@@ -177,7 +198,10 @@ def test_a_partition_empty_now_has_no_row_count_check(wh: DuckDBWarehouse) -> No
         "from range(1, 9) as drivers(n)"
     )
 
-    results = validate_chunk(wh, STAGING, PRODUCTION, POLICY, START, date(2024, 1, 4))
+    # Fares of 1.0 beside production's 100-400 would (rightly) fail the drift bound, which
+    # is not what this test is about.
+    policy = replace(POLICY, distribution_tolerance=1000.0)
+    results = validate_chunk(wh, STAGING, PRODUCTION, policy, START, date(2024, 1, 4))
 
     assert [r for r in results if not r.passed] == []
     row_counts = [r.partition for r in results if r.check == "row count within tolerance"]
@@ -199,6 +223,7 @@ def test_an_empty_production_range_skips_row_counts_and_null_rates(
         "(driver_id, earning_date) unique",
         "gross_fare between 0 and 20000",
         "tier in accepted values",
+        "(driver_id, earning_date) unique across the table",
     ]
 
 
@@ -224,8 +249,21 @@ def test_a_null_rate_at_the_margin_passes(wh: DuckDBWarehouse) -> None:
 def test_a_value_out_of_range_fails_the_range_check(wh: DuckDBWarehouse) -> None:
     wh.execute(f"update {STAGING} set gross_fare = 25000 where row_id = 'r12'")
 
+    window = "(production 2023-12-29..2024-01-06)"
     assert failures(wh) == [
-        failed("gross_fare between 0 and 20000", "2024-01-02", "1 rows outside", "0 rows outside")
+        failed("gross_fare between 0 and 20000", "2024-01-02", "1 rows outside", "0 rows outside"),
+        failed(
+            "gross_fare mean within x2 of production",
+            "all",
+            "2316.67 (production 250)",
+            f"125..500 {window}",
+        ),
+        failed(
+            "gross_fare p99 within x2 of production",
+            "all",
+            "22294 (production 400)",
+            f"200..800 {window}",
+        ),
     ]
 
 
@@ -293,3 +331,69 @@ def test_importing_validation_does_not_import_great_expectations() -> None:
         "assert 'great_expectations' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
+# -- checks derived from production (issue 15's corruptions) ---------------------------------
+WINDOW = "(none in production 2023-12-29..2024-01-06)"
+
+
+def test_a_key_that_production_holds_outside_the_chunk_fails_uniqueness(
+    wh: DuckDBWarehouse,
+) -> None:
+    """A row re-delivered later lands in another partition: unique inside the chunk, yet a
+    duplicate of production once published."""
+    policy = replace(POLICY, unique_key=("row_id",))
+    wh.execute(f"update {PRODUCTION} set earning_date = '2024-01-05' where row_id = 'r12'")
+
+    assert failures(wh, policy) == [
+        failed(
+            "(row_id) unique across the table",
+            "2024-01-05",
+            "1 keys also in partitions outside 2024-01-01..2024-01-03",
+            "0 keys",
+        )
+    ]
+
+
+def test_a_negative_value_where_production_has_none_fails(wh: DuckDBWarehouse) -> None:
+    wh.execute(f"update {STAGING} set tip_total = -tip_total where row_id = 'r11'")
+
+    assert failures(wh) == [
+        failed("tip_total stays non-negative", "all", "1 negative", f"0 negative {WINDOW}")
+    ]
+
+
+def test_a_null_where_production_has_none_fails_whatever_the_margin(
+    wh: DuckDBWarehouse,
+) -> None:
+    wh.execute(f"update {STAGING} set gross_fare = null where row_id = 'r11'")
+
+    assert [f for f in failures(wh) if "stays not null" in f.check] == [
+        failed("gross_fare stays not null", "all", "1 null", f"0 null {WINDOW}")
+    ]
+
+
+def test_values_scaled_a_hundredfold_fail_the_distribution_bound(wh: DuckDBWarehouse) -> None:
+    wh.execute(f"update {STAGING} set tip_total = tip_total * 100 where tip_total <= 5")
+
+    assert [f.check for f in failures(wh)] == [
+        "tip_total mean within x2 of production",
+        "tip_total p99 within x2 of production",
+    ]
+
+
+def test_a_column_may_opt_out_of_the_checks_derived_from_production(
+    wh: DuckDBWarehouse,
+) -> None:
+    policy = replace(
+        POLICY,
+        checks=(
+            *POLICY.checks,
+            Check("tip_total", allow_negative=True, distribution_tolerance=1000.0),
+        ),
+    )
+    wh.execute(f"update {STAGING} set tip_total = -tip_total where row_id = 'r11'")
+    wh.execute(f"update {STAGING} set tip_total = tip_total * 100 where tip_total >= 10")
+
+    assert failures(wh) != []
+    assert failures(wh, policy) == []

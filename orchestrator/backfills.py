@@ -13,6 +13,7 @@ from orchestrator.lineage import lineage_of
 from orchestrator.lock import unlock
 from orchestrator.looker import generate as generate_lookml
 from orchestrator.maintain import Expiry, maintain
+from orchestrator.online.command import sync_model as sync_online
 from orchestrator.planner import create_plan, load_plan
 from orchestrator.rollback import RollbackReport, rollback
 from orchestrator.runner import ProgressCallback, RunReport, run
@@ -38,6 +39,7 @@ __all__ = [
     "rollback",
     "run",
     "status",
+    "sync_online",
     "take_snapshot",
     "unlock",
     "usd_per_tib",

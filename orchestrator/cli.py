@@ -449,6 +449,24 @@ def maintain(
     render.maintained(expired, execute, as_json)
 
 
+@cli.command("sync")
+@click.argument("model")
+@requested_by
+@common
+def sync_command(
+    model: str, requested_by: str | None, project_dir: Path, target: str | None, as_json: bool
+) -> None:
+    """Push the online-store syncs a publish or rollback left pending (store unreachable).
+
+    \b
+    Example:
+        backfill sync fct_driver_daily_features
+    """
+    with library(project_dir, target) as ctx:
+        result = backfills.sync_online(ctx, model, requested_by)
+    render.synced(result, as_json)
+
+
 @cli.command()
 @click.option(
     "--output",

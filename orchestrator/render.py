@@ -357,6 +357,32 @@ def lineage(result: dict[str, Any], partition: str | None, as_json_: bool) -> No
     return None
 
 
+def synced(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    syncs = result["syncs"]
+    if not syncs:
+        click.echo(f"{result['model']}: no online sync is pending; nothing was written")
+        return None
+    table(
+        ["version", "kind", "partitions", "status", "upserted", "deleted", "unchanged"],
+        [
+            [
+                s["version_id"],
+                s["kind"],
+                f"{s['partitions'][0]}..{s['partitions'][-1]}" if s["partitions"] else "-",
+                s["status"],
+                s["keys_upserted"],
+                s["keys_deleted"],
+                s["keys_unchanged"],
+            ]
+            for s in syncs
+        ],
+    )
+    click.echo(f"{result['model']}: {result['synced']} online sync(s) done")
+    return None
+
+
 def maintained(expired: list[Expiry], executed: bool, as_json_: bool) -> None:
     if as_json_:
         return as_json([asdict(e) for e in expired])

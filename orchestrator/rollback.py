@@ -21,6 +21,12 @@ from orchestrator.context import Context, operator
 from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.lifecycle import Action, Status, require
 from orchestrator.lock import Locks
+from orchestrator.online import (
+    days_between,
+    online_policy_from_meta,
+    register_sync,
+    sync_published,
+)
 from orchestrator.planner import load_plan
 from orchestrator.wap import backup_relation
 from orchestrator.warehouse.base import PartitionStats
@@ -128,6 +134,14 @@ def _restore(
     manifest = ctx.dbt.manifest()
     locks = Locks(audit)
     models = sorted({c.model for c in published})
+    online = {
+        name: policy
+        for name in models
+        if (policy := online_policy_from_meta(name, manifest.model(name).meta)) is not None
+    }
+    if online:
+        audit.ensure()  # the syncs are recorded inside the transaction: no DDL there
+    resyncs: list[tuple[str, str, str, list[date], str, int]] = []
     for name in models:
         locks.acquire(name, plan.backfill_id, who)
     try:
@@ -176,6 +190,19 @@ def _restore(
                 audit.versions.record_deltas(
                     version, model.name, start, end, replaced, restored, undo_backup
                 )
+                if model.name in online:  # the online store follows the restored rows
+                    days = days_between(start, end)
+                    register_sync(
+                        wh,
+                        online[model.name],
+                        partitions=days,
+                        version_id=version.version_id,
+                        backfill_id=plan.backfill_id,
+                        chunk_no=chunk.chunk_no,
+                        kind="rollback",
+                    )
+                    resyncs.append((model.name, model.relation, pf, days, version.version_id,
+                                    chunk.chunk_no))  # fmt: skip
                 wh.tag_relation(
                     model.relation, {"backfill_id": plan.backfill_id, "rolled_back": "true"}
                 )
@@ -183,6 +210,18 @@ def _restore(
                 plan, who, report.conflicts, backup_relation(plan.model, plan.backfill_id)
             )
             audit.plans.log(plan, Status.ROLLED_BACK, dry_run=False)
+        for name, relation, pf, days, version_id, chunk_no in resyncs:  # after the commit
+            sync_published(  # never raises: an outage leaves the sync pending
+                wh,
+                online[name],
+                relation=relation,
+                partition_field=pf,
+                partitions=days,
+                version_id=version_id,
+                backfill_id=plan.backfill_id,
+                chunk_no=chunk_no,
+                kind="rollback",
+            )
     finally:
         for name in models:
             locks.release(name, plan.backfill_id, who)

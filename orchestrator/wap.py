@@ -28,6 +28,13 @@ from orchestrator.audit import AuditStore, ChunkState, PlanRecord
 from orchestrator.errors import ValidationFailed, WorkFailed
 from orchestrator.faults import fault_point
 from orchestrator.manifest import CompiledDataTest, Model
+from orchestrator.online import (
+    OnlinePolicy,
+    days_between,
+    online_policy_from_meta,
+    register_sync,
+    sync_published,
+)
 from orchestrator.plan import Chunk
 from orchestrator.validate import validate_chunk
 from orchestrator.warehouse.base import PartitionStats
@@ -43,6 +50,7 @@ class ChunkOutcome:
     rows_before: int
     rows_after: int
     seconds: dict[str, float]  # per step: measure, backup, stage, validate, publish, cleanup
+    online: str | None = None  # the online store sync: synced, pending, failed (or no sink)
 
 
 def staging_relation(model: str, backfill_id: str, chunk_no: int) -> str:
@@ -76,6 +84,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     chunk, backfill_id = work.chunk, work.plan.backfill_id
     relation, policy = work.model.relation, work.model.policy()
     model, chunk_no, start, end = chunk.model, chunk.chunk_no, chunk.start, chunk.end
+    online = online_policy_from_meta(model, work.model.meta)  # bad config: before any write
     by_partition = policy.publish == "partition_copy"
     staging = staging_relation(model, backfill_id, chunk_no)
     # Copying partition by partition can stop halfway; the resume copies the rest from
@@ -96,19 +105,36 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     else:
         staged = _stage(audit, work, building, staging, start, end, clock)
 
+    if online is not None:
+        audit.ensure()  # the sync's record is written inside the publish: no DDL there
     if by_partition:
-        rows_after = _publish_by_partition(audit, work, building, staged, start, end)
+        rows_after, version_id = _publish_by_partition(
+            audit, work, building, staged, start, end, online
+        )
     else:
         with wh.transaction():  # the swap and all its records commit together
             wh.copy_range(building, relation, policy.partition_field, start, end)
-            rows_after = _record_published(audit, work, staged, start, end)
+            rows_after, version_id = _record_published(audit, work, staged, start, end, online)
     fault_point("after_publish")
     clock.lap("publish")
+    synced = None
+    if online is not None:  # only published rows reach the online store; never raises
+        synced = sync_published(
+            wh,
+            online,
+            relation=relation,
+            partition_field=policy.partition_field,
+            partitions=days_between(start, end),
+            version_id=version_id,
+            backfill_id=backfill_id,
+            chunk_no=chunk_no,
+        ).record.status
+        clock.lap("online sync")
     wh.drop_relation(building)
     if building != staging:  # rows kept by an earlier attempt that failed validation
         wh.drop_relation(staging)
     clock.lap("cleanup")
-    return ChunkOutcome(model, chunk_no, staged.rows_before, rows_after, clock.laps)
+    return ChunkOutcome(model, chunk_no, staged.rows_before, rows_after, clock.laps, synced)
 
 
 @dataclass(frozen=True)
@@ -219,8 +245,14 @@ def _recorded_stage(audit: AuditStore, work: ChunkWork, start: date, end: date) 
 
 
 def _publish_by_partition(
-    audit: AuditStore, work: ChunkWork, building: str, staged: _Staged, start: date, end: date
-) -> int:
+    audit: AuditStore,
+    work: ChunkWork,
+    building: str,
+    staged: _Staged,
+    start: date,
+    end: date,
+    online: OnlinePolicy | None,
+) -> tuple[int, str]:
     """Replace the chunk's partitions one at a time, then record the chunk as published.
 
     `publishing` and the staged checksums are recorded before the first copy, so a resume
@@ -255,12 +287,17 @@ def _publish_by_partition(
             continue
         fault_point("between_partition_copies")
     with wh.transaction():
-        return _record_published(audit, work, staged, start, end)
+        return _record_published(audit, work, staged, start, end, online)
 
 
 def _record_published(
-    audit: AuditStore, work: ChunkWork, staged: _Staged, start: date, end: date
-) -> int:
+    audit: AuditStore,
+    work: ChunkWork,
+    staged: _Staged,
+    start: date,
+    end: date,
+    online: OnlinePolicy | None,
+) -> tuple[int, str]:
     """The chunk's after-checksums, dataset version, deltas, lineage, tag and state;
     returns the rows the chunk's partitions now hold."""
     wh, chunk, plan = audit.wh, work.chunk, work.plan
@@ -278,6 +315,15 @@ def _record_published(
     )
     backup = backup_relation(model, plan.backfill_id)
     audit.versions.record_deltas(version, model, start, end, staged.before, after, backup)
+    if online is not None:  # pending until pushed: a crash after the commit leaves work
+        register_sync(
+            wh,
+            online,
+            partitions=days_between(start, end),
+            version_id=version.version_id,
+            backfill_id=plan.backfill_id,
+            chunk_no=chunk_no,
+        )
     audit.lineage.record(
         plan.backfill_id,
         plan.git_commit,
@@ -299,7 +345,7 @@ def _record_published(
         checksum_after=checksum_after,
     )
     fault_point("inside_publish")
-    return rows_after
+    return rows_after, version.version_id
 
 
 class _Clock:

@@ -7,7 +7,7 @@ warehouse, never the command context, so they can run inside any transaction.
 
 from __future__ import annotations
 
-from orchestrator.audit import chunks, lineage, locks, maintenance, plans, versions
+from orchestrator.audit import chunks, lineage, locks, maintenance, online_syncs, plans, versions
 from orchestrator.audit.chunks import ChunkRecords, ChunkState
 from orchestrator.audit.lineage import LineageRecords
 from orchestrator.audit.locks import LockRecords
@@ -34,6 +34,7 @@ TABLES: dict[str, Columns] = {
     **lineage.TABLES,
     **locks.TABLES,
     **maintenance.TABLES,
+    **online_syncs.TABLES,
 }
 
 

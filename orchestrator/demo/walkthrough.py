@@ -105,6 +105,7 @@ def _summary(ctx: Context, echo: Echo) -> None:
     partition_fields = {
         "fct_trips": "trip_date",
         "fct_driver_daily_earnings": "earning_date",
+        "fct_driver_daily_features": "feature_date",
         "trip_events": "_ingested_date",
     }
     lines = []

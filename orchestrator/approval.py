@@ -12,11 +12,15 @@ from orchestrator.planner import current_fingerprint, load_plan
 
 
 def approve(
-    ctx: Context, backfill_id: str, approver: str, comment: str | None = None
+    ctx: Context, backfill_id: str, approver: str | None, comment: str | None = None
 ) -> dict[str, Any]:
     note = planning.check_reason(comment, "comment")
     plan = load_plan(ctx, backfill_id)
-    who = planning.check_person(approver, "approver")
+    named = (
+        planning.check_person(approver, "approver")
+        if approver is not None
+        else ctx.who(None)  # the signed-in principal, else $BACKFILL_OPERATOR or the OS user
+    )
     plans = ctx.audit.plans
     existing = plans.approval(plan.backfill_id)
     if existing is not None:
@@ -38,13 +42,39 @@ def approve(
             "make a new plan"
         )
     policy = ctx.dbt.manifest().model(plan.model).policy()
+    approvers = {planning.normalise_person(a) for a in policy.approvers}
+    who, recorded = _approver(ctx, named, approvers)
     if policy.critical and who == planning.normalise_person(plan.requested_by):
         raise BadInput(f"{plan.model} is critical: the approver must not be the requester ({who})")
-    if policy.approvers and who not in {planning.normalise_person(a) for a in policy.approvers}:
+    acting = recorded.rpartition(" via ")[2]
+    if approvers and acting not in approvers:
         raise BadInput(
-            f"{who} may not approve {plan.model}; approvers: {', '.join(policy.approvers)}"
+            f"{acting} may not approve {plan.model}; approvers: {', '.join(policy.approvers)}"
         )
     with ctx.warehouse.transaction():
-        plans.record_approval(plan.backfill_id, who, plan.fingerprint, note)
-        plans.log(plan, Status.APPROVED, approved_by=who, dry_run=True)
-    return {"backfill_id": plan.backfill_id, "approver": who, "fingerprint": plan.fingerprint}
+        plans.record_approval(plan.backfill_id, recorded, plan.fingerprint, note)
+        plans.log(plan, Status.APPROVED, approved_by=recorded, dry_run=True)
+    return {
+        "backfill_id": plan.backfill_id,
+        "approver": recorded,
+        "fingerprint": plan.fingerprint,
+    }
+
+
+def _approver(ctx: Context, named: str, approvers: set[str]) -> tuple[str, str]:
+    """(the person who approves, how the approval records them).
+
+    Where the warehouse authenticates (BigQuery), the approver is its principal. An
+    automation identity (a scheduler's service account) listed in `meta.backfill.approvers`
+    may approve for the person it names (the Airflow user who clicked approve), recorded
+    as `person via automation`; anyone else may only restate their own identity.
+    """
+    principal = ctx.warehouse.principal()
+    if principal is None:
+        return named, named
+    signed_in = planning.normalise_person(principal)
+    if named == signed_in:
+        return named, named
+    if signed_in in approvers:
+        return named, f"{named} via {signed_in}"
+    return ctx.who(named, "approver"), named  # refuses: one person is not two

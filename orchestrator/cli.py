@@ -171,12 +171,18 @@ def dry_run(plan_id: str, project_dir: Path, target: str | None, as_json: bool) 
 
 @cli.command()
 @click.argument("plan_id")
-@click.option("--approver", required=True, help="Who approves (not the requester, if critical).")
+@click.option(
+    "--approver",
+    default=None,
+    help="Who approves (not the requester, if critical); on BigQuery the signed-in "
+    "principal, which this may only restate (default: it, else $BACKFILL_OPERATOR or the "
+    "OS user).",
+)
 @click.option("--comment", default=None, help="A note kept with the approval.")
 @common
 def approve(
     plan_id: str,
-    approver: str,
+    approver: str | None,
     comment: str | None,
     project_dir: Path,
     target: str | None,

@@ -11,7 +11,7 @@ from pathlib import Path
 from orchestrator.audit import AuditStore
 from orchestrator.dbt import Dbt
 from orchestrator.errors import BadInput
-from orchestrator.plan import check_person, parse_date
+from orchestrator.plan import check_person, normalise_person, parse_date
 from orchestrator.warehouse.base import Warehouse
 
 TARGETS = ("duckdb", "bigquery")
@@ -101,6 +101,26 @@ class Context:
             check_target(self.target)  # a bad target is bad input, not a dbt parse failure
             self._dbt = Dbt(check_project_dir(self.project_dir), self.target)
         return self._dbt
+
+    def who(self, claimed: str | None, label: str = "operator name") -> str:
+        """Who acts: on a warehouse that authenticates (BigQuery) its principal, which a
+        name given on the command line may only restate; elsewhere the name given, else
+        $BACKFILL_OPERATOR, else the OS user. Always normalised (see plan.normalise_person)."""
+        principal = self.warehouse.principal()
+        if principal is None:
+            return (
+                operator(claimed)
+                if label == "operator name"
+                else check_person(claimed or "", label)
+            )
+        signed_in = normalise_person(principal)
+        if claimed is not None and check_person(claimed, label) != signed_in:
+            raise BadInput(
+                f"{label} {claimed!r} is not who is signed in to {self.warehouse.name} "
+                f"({signed_in}): there the acting identity is the credentials' principal, "
+                "which a name given may only restate"
+            )
+        return signed_in
 
     def close(self) -> None:
         if self._dbt is not None:

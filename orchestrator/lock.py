@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.audit import AuditStore
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.errors import BadInput, LockHeld
 from orchestrator.plan import check_identifier, check_reason
 
@@ -199,6 +199,6 @@ def unlock(
 ) -> dict[str, Any]:
     """`backfill unlock`: clear a model's stale (or, forced, any) lock, recorded."""
     check_identifier(model)
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     lock = Locks(ctx.audit).clear(model, who, check_reason(reason), force=force)
     return {"model": model, "backfill_id": lock.backfill_id, "cleared_by": who}

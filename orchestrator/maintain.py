@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.audit import utcnow
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.errors import BadInput
 from orchestrator.wap import BACKUP_SCHEMA, STAGING_SCHEMA
 
@@ -35,7 +35,7 @@ def maintain(
         raise BadInput(f"keep days must be 0 or more, not {keep_days}")
     if keep_days > MAX_KEEP_DAYS:
         raise BadInput(f"keep days must be at most {MAX_KEEP_DAYS}, not {keep_days}")
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     audit, wh = ctx.audit, ctx.warehouse
     if not audit.exists():
         return []

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator import plan as planning
 from orchestrator.audit import PlanRecord, utcnow
-from orchestrator.context import Context, operator, today
+from orchestrator.context import Context, today
 from orchestrator.dbt import Compiled
 from orchestrator.errors import BadInput
 from orchestrator.lifecycle import Status
@@ -39,7 +39,7 @@ def create_plan(
             chunk_days, ctx.dbt.manifest().model(model_name).policy().max_days
         )
     reason_text = planning.check_reason(reason)
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     start, end = planning.parse_date(start_text, "start"), planning.parse_date(end_text, "end")
     model = ctx.dbt.manifest().model(model_name)
     policy = backfillable(model)

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.audit import ChunkState, PlanRecord
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.lifecycle import Action, Status, require
 from orchestrator.lock import Locks
@@ -54,7 +54,7 @@ def rollback(
     force: bool = False,
 ) -> RollbackReport:
     plan = load_plan(ctx, backfill_id)
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     audit = ctx.audit
     status = audit.plans.status(plan.backfill_id)
     if status is Status.ROLLED_BACK:

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator import gx_suite
 from orchestrator.audit import ChunkState, PlanRecord, utcnow
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.dbt import Compiled
 from orchestrator.errors import BackfillError, BadInput, LockHeld, ValidationFailed, WorkFailed
 from orchestrator.lifecycle import Action, Status, require
@@ -55,7 +55,7 @@ def run(
     """Execute an approved plan chunk by chunk; re-running resumes at the first unfinished one."""
     started = time.monotonic()
     plan = load_plan(ctx, backfill_id)
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     status = ctx.audit.plans.status(plan.backfill_id)
     if status is Status.SUCCEEDED:
         return RunReport(plan.backfill_id, Status.SUCCEEDED, chunks_skipped=len(plan.chunks))

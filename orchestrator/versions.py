@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.audit import AuditStore
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.errors import BadInput
 from orchestrator.plan import check_identifier, check_reason
 from orchestrator.warehouse.base import quote_literal
@@ -100,7 +100,7 @@ def take_snapshot(
     check_tag(tag)
     if model_run_id is not None:
         check_reason(model_run_id, "model run id")
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     model = ctx.dbt.manifest().model(model_name)
     audit, wh = ctx.audit, ctx.warehouse
     _refuse_half_published(ctx, model.name, "snapshotted")

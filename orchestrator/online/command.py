@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.context import Context, operator
+from orchestrator.context import Context
 from orchestrator.errors import BadInput, WorkFailed
 from orchestrator.lock import Locks
 from orchestrator.online.policy import online_policy_from_meta
@@ -19,7 +19,7 @@ def sync_model(ctx: Context, model_name: str, requested_by: str | None = None) -
     """Retry every pending (or failed) sync of the model, oldest first, from the warehouse
     as it is now; exit 1 when any is still not synced."""
     check_identifier(model_name)
-    who = operator(requested_by)
+    who = ctx.who(requested_by)
     model = ctx.dbt.manifest().model(model_name)
     online = online_policy_from_meta(model.name, model.meta)
     if online is None:

@@ -158,6 +158,12 @@ class Warehouse(Protocol):
         (Great Expectations) reads `relation`, seeing what this warehouse has committed."""
         ...
 
+    def principal(self) -> str | None:
+        """Who the warehouse authenticated (BigQuery: SESSION_USER(), the credentials'
+        user or service account); None where the warehouse is no security boundary (an
+        embedded file anyone who can open it can change)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -145,6 +145,7 @@ class BigQueryWarehouse:
         self._datasets: set[str] = set()
         self._tables: dict[str, set[str]] = {}  # dataset -> table ids, listed once
         self._schemas: dict[str, list[tuple[str, str]]] = {}  # relation -> (name, type)
+        self._principal: str | None = None
 
     @property
     def client(self) -> bigquery.Client:
@@ -503,6 +504,12 @@ class BigQueryWarehouse:
         except exceptions.GoogleAPIError as exc:
             raise WorkFailed(f"BigQuery call failed: {_message(exc)}") from exc
         return [(f"{schema}.{t.table_id}", _from_db(t.created)) for t in listed]
+
+    def principal(self) -> str | None:
+        """The authenticated user or service account, as BigQuery itself names it."""
+        if self._principal is None:
+            self._principal = str(self.query("select session_user()")[0][0])
+        return self._principal
 
     def sqlalchemy_source(self, relation: str) -> SqlAlchemySource:
         """sqlalchemy-bigquery reusing this warehouse's client: same project, credentials,

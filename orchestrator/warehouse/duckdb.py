@@ -384,6 +384,9 @@ class DuckDBWarehouse:
         )
         return [(f"{schema}.{r[0]}", None) for r in rows]
 
+    def principal(self) -> str | None:
+        return None  # whoever can open the file can change anything in it
+
     def sqlalchemy_source(self, relation: str) -> SqlAlchemySource:
         """Connections that are cursors of this warehouse's own open connection.
 

@@ -15,6 +15,11 @@ statement means.
    the client's `update_table` removes one) and keeps the labels not mentioned;
    bqemulator answers 500 (its model refuses a null label), which the client retries for
    ten minutes. The fix applies BigQuery's semantics to the request body.
+3. Who calls. BigQuery knows the caller from the OAuth token; the emulator has no token
+   service and takes the caller from its `X-Bqemu-Caller` header instead. A bearer token
+   `principal:<member>` (e.g. `principal:user:alice@example.com`) names the caller here,
+   so tests act as different people by switching BIGQUERY_TOKEN, as with real
+   credentials, and SESSION_USER() answers accordingly. Any other token is anonymous.
 """
 
 from __future__ import annotations
@@ -58,9 +63,25 @@ def _patch_label_removal() -> None:
     module._rest_to_table_meta = rest_to_table_meta
 
 
+def _patch_token_identity() -> None:
+    from bqemulator.row_access import identity
+
+    original = identity._resolve_from_pairs
+    prefix = "bearer principal:"
+
+    def resolve_from_pairs(pairs: dict[str, str]) -> Any:
+        token = pairs.get("authorization", "")
+        if identity.CALLER_HEADER not in pairs and token.lower().startswith(prefix):
+            pairs = {**pairs, identity.CALLER_HEADER: token[len(prefix) :]}
+        return original(pairs)
+
+    identity._resolve_from_pairs = resolve_from_pairs
+
+
 def main() -> None:
     _patch_schema_ctas()
     _patch_label_removal()
+    _patch_token_identity()
     from bqemulator.cli import main as cli
 
     cli()

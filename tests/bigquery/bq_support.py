@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -46,12 +49,30 @@ def checksums(
     return {d: (s.rows, s.checksum) for d, s in stats.items()}
 
 
+def principal_token(name: str) -> str:
+    """A bearer token the emulator reads as the user `name@example.com` (as Google's
+    token service names the user a real token belongs to)."""
+    return f"principal:user:{name}@example.com"
+
+
+@contextmanager
+def signed_in_as(name: str) -> Iterator[None]:
+    """Act as another person: their credentials, as a second person would have."""
+    previous = os.environ["BIGQUERY_TOKEN"]
+    os.environ["BIGQUERY_TOKEN"] = principal_token(name)
+    try:
+        yield
+    finally:
+        os.environ["BIGQUERY_TOKEN"] = previous
+
+
 def planned(
     start: str = "2024-01-10", end: str = "2024-01-16", *extra: str, project_dir: Path = REPO
 ) -> str:
+    """A plan by alice (who is signed in unless a test says otherwise)."""
     result = backfill(
-        "plan", "fct_trips", "--start", start, "--end", end, "--requested-by", "alice",
-        "--json", *extra, project_dir=project_dir,
+        "plan", "fct_trips", "--start", start, "--end", end, "--json", *extra,
+        project_dir=project_dir,
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     return str(result.json()["backfill_id"])
@@ -61,7 +82,8 @@ def approved(*extra: str) -> str:
     plan_id = planned("2024-01-10", "2024-01-16", *extra)
     dry = backfill("dry-run", plan_id)
     assert dry.exit_code == 0, dry.stderr
-    approval = backfill("approve", plan_id, "--approver", "bob")
+    with signed_in_as("bob"):
+        approval = backfill("approve", plan_id, "--approver", "bob@example.com")
     assert approval.exit_code == 0, approval.stderr
     return plan_id
 
@@ -107,7 +129,8 @@ class BigQueryEnv:
             "BIGQUERY_PROJECT": PROJECT,
             "BIGQUERY_LOCATION": "US",
             "BIGQUERY_METHOD": "oauth-secrets",
-            "BIGQUERY_TOKEN": "emulator-token",
+            # Who acts: the emulator reads the caller from this token (scripts/bqemu/serve.py).
+            "BIGQUERY_TOKEN": principal_token("alice"),
             "BIGQUERY_API_ENDPOINT": self.emulator.endpoint,
             "BIGQUERY_DATASET": "rideshare",
             # Switches on macros/emulator/ (dbt-bigquery SQL the emulator cannot run).

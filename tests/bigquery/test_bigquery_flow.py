@@ -11,7 +11,16 @@ import json
 from datetime import date
 from pathlib import Path
 
-from bq_support import REPO, BigQueryEnv, approved, backfill, checksums, correct_trip, query
+from bq_support import (
+    REPO,
+    BigQueryEnv,
+    approved,
+    backfill,
+    checksums,
+    correct_trip,
+    query,
+    signed_in_as,
+)
 
 START, END = date(2024, 1, 10), date(2024, 1, 16)
 CORRECTED = date(2024, 1, 12)
@@ -32,7 +41,7 @@ def test_full_flow_then_rollback_restores_the_recorded_checksums(bq: BigQueryEnv
 
     plan = backfill(
         "plan", "fct_trips", "--start", START.isoformat(), "--end", END.isoformat(),
-        "--chunk-days", "3", "--requested-by", "alice", "--reason", "fare fix", "--json",
+        "--chunk-days", "3", "--reason", "fare fix", "--json",
     )  # fmt: skip
     assert plan.exit_code == 0, plan.stderr
     plan_id = plan.json()["backfill_id"]
@@ -55,8 +64,9 @@ def test_full_flow_then_rollback_restores_the_recorded_checksums(bq: BigQueryEnv
     compiled = (REPO / report["chunks"][0]["compiled_sql"]).read_text()
     assert "cast('2024-01-10' as date)" in compiled
 
-    assert backfill("approve", plan_id, "--approver", "bob").exit_code == 0
-    run = backfill("run", plan_id, "--execute", "--requested-by", "alice", "--json")
+    with signed_in_as("bob"):
+        assert backfill("approve", plan_id).exit_code == 0
+    run = backfill("run", plan_id, "--execute", "--json")
     assert run.exit_code == 0, run.stderr
     assert run.json()["status"] == "succeeded"
 
@@ -109,7 +119,8 @@ def test_full_flow_then_rollback_restores_the_recorded_checksums(bq: BigQueryEnv
     assert history[0]["backfill_id"] == plan_id
     assert history[0]["rows_affected"] == sum(r for r, _ in in_range(after).values())
 
-    rollback = backfill("rollback", plan_id, "--execute", "--requested-by", "carol")
+    with signed_in_as("carol"):
+        rollback = backfill("rollback", plan_id, "--execute", "--requested-by", "Carol@Example.com")
     assert rollback.exit_code == 0, rollback.stderr
     assert checksums() == before
     recorded_before = {
@@ -124,7 +135,9 @@ def test_full_flow_then_rollback_restores_the_recorded_checksums(bq: BigQueryEnv
         "select status from backfill_audit.backfill_log "
         f"where backfill_id = '{plan_id}' order by event_no desc limit 1"
     ) == [("rolled_back",)]
-    assert query("select requested_by, forced from backfill_audit.rollbacks") == [("carol", False)]
+    assert query("select requested_by, forced from backfill_audit.rollbacks") == [
+        ("carol@example.com", False)
+    ]
     assert _table_labels("marts.fct_trips") == {"backfill_id": plan_id, "rolled_back": "true"}
     versions = backfill("versions", "list", "fct_trips", "--json")
     assert [(v["version_no"], v["kind"]) for v in versions.json()] == [
@@ -138,7 +151,7 @@ def test_failed_validation_leaves_production_untouched(bq: BigQueryEnv) -> None:
     plan_id = approved("--chunk-days", "3")
     before = checksums()
 
-    run = backfill("run", plan_id, "--execute", "--requested-by", "alice")
+    run = backfill("run", plan_id, "--execute")
     assert run.exit_code == 1
     assert run.stderr.splitlines()[-1].startswith(
         f"Error: validation failed for fct_trips chunk 1 ({START}..2024-01-12): "
@@ -180,3 +193,39 @@ def _openlineage_dir() -> str:
     import os
 
     return os.environ["OPENLINEAGE_DIR"]
+
+
+def test_on_bigquery_the_signed_in_principal_acts_and_cannot_be_two_people(
+    bq: BigQueryEnv,
+) -> None:
+    """alice's credentials plan; the same credentials cannot approve as bob (a name given
+    may only restate the principal), nor as alice (four eyes); bob's credentials can."""
+    plan = backfill(
+        "plan", "fct_trips", "--start", "2024-01-10", "--end", "2024-01-11", "--json",
+        "--requested-by", " ALICE@example.com",
+    )  # fmt: skip
+    assert plan.exit_code == 0, plan.stderr
+    plan_id = plan.json()["backfill_id"]
+    assert plan.json()["requested_by"] == "alice@example.com"
+    assert backfill("dry-run", plan_id).exit_code == 0
+
+    posing = backfill("approve", plan_id, "--approver", "bob@example.com")
+    assert (posing.exit_code, posing.stderr) == (
+        2,
+        "Error: approver 'bob@example.com' is not who is signed in to bigquery "
+        "(alice@example.com): there the acting identity is the credentials' principal, "
+        "which a name given may only restate\n",
+    )
+    own = backfill("approve", plan_id)
+    assert (own.exit_code, own.stderr) == (
+        2,
+        "Error: fct_trips is critical: the approver must not be the requester "
+        "(alice@example.com)\n",
+    )
+    assert query(
+        f"select count(*) from backfill_audit.approvals where backfill_id = '{plan_id}'"
+    ) == [(0,)]
+    with signed_in_as("bob"):
+        approval = backfill("approve", plan_id, "--json")
+    assert approval.exit_code == 0, approval.stderr
+    assert approval.json()["approver"] == "bob@example.com"

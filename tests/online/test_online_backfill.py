@@ -1,6 +1,7 @@
 """The online store follows real backfills, end to end through the CLI (fct_trips replayed
-with its downstream feature mart): a published chunk's rows reach Redis, an outage leaves the publish and a pending sync that
-`backfill sync` pushes later, and a rollback puts the restored rows back."""
+with its downstream feature mart): a published chunk's rows reach Redis, an outage leaves
+the publish and a pending sync that `backfill sync` pushes later, and a rollback puts the
+restored rows back."""
 
 from __future__ import annotations
 

@@ -303,10 +303,9 @@ def prepare(template: Path, workdir: Path, project_dir: Path | None = None) -> S
     """Corrections, plan, dry run and approval on a copy of `template`, a clean reference
     run (which also imports Great Expectations into this process, for the forks), and one
     forked clean run to calibrate random kills and to check the harness itself."""
-    from tests.support import correct_a_fare
-
     from orchestrator import backfills
     from orchestrator.context import Context
+    from tests.support import correct_a_fare
 
     workdir.mkdir(parents=True, exist_ok=True)
     project = project_dir or snapshot_project(workdir / "project")

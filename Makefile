@@ -42,6 +42,18 @@ $(BQEMU_STAMP): requirements-bqemu.lock scripts/bqemu/install_spatial.py
 
 bqemu: $(BQEMU_STAMP)
 
+# Headless Chromium renders the HTML report in tests/integration/test_report.py: Debian's
+# package (chromium-headless-shell where apt offers it, else chromium), never a browser a
+# tool downloads. Installed only when neither is on PATH; needs root (or sudo) for apt.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && \
+		PKG=$$(apt-cache policy chromium-headless-shell | grep -q 'Candidate: [0-9]' \
+			&& echo chromium-headless-shell || echo chromium); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$PKG; }
+
 demo: venv
 	$(BIN)/python -m orchestrator demo
 
@@ -58,7 +70,7 @@ fmt: venv
 	$(BIN)/ruff format orchestrator tests bench
 	RIDESHARE_DUCKDB_PATH=:memory: $(BIN)/sqlfluff fix models macros snapshots tests/dbt
 
-test: lint bqemu
+test: lint bqemu chromium
 	$(BIN)/pytest -q -n 2 --ignore=tests/hygiene tests
 
 bench: venv

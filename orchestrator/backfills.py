@@ -8,26 +8,34 @@ can skip a check another one makes.
 from __future__ import annotations
 
 from orchestrator.approval import approve
+from orchestrator.detect import ModelReport, detect
 from orchestrator.dry_run import DryRunReport, dry_run, usd_per_tib
 from orchestrator.lineage import lineage_of
 from orchestrator.lock import unlock
 from orchestrator.looker import generate as generate_lookml
 from orchestrator.maintain import Expiry, maintain
 from orchestrator.online.command import sync_model as sync_online
+from orchestrator.plan import CATEGORIES
 from orchestrator.planner import create_plan, load_plan
+from orchestrator.report import write_report
+from orchestrator.review import Review, review
 from orchestrator.rollback import RollbackReport, rollback
 from orchestrator.runner import ProgressCallback, RunReport, run
 from orchestrator.status import history, status
 from orchestrator.versions import export_version, list_versions, take_snapshot
 
 __all__ = [
+    "CATEGORIES",
     "DryRunReport",
     "Expiry",
+    "ModelReport",
     "ProgressCallback",
+    "Review",
     "RollbackReport",
     "RunReport",
     "approve",
     "create_plan",
+    "detect",
     "dry_run",
     "export_version",
     "generate_lookml",
@@ -36,6 +44,7 @@ __all__ = [
     "list_versions",
     "load_plan",
     "maintain",
+    "review",
     "rollback",
     "run",
     "status",
@@ -43,4 +52,5 @@ __all__ = [
     "take_snapshot",
     "unlock",
     "usd_per_tib",
+    "write_report",
 ]

@@ -111,20 +111,34 @@ def generate(
 
 @cli.command()
 @click.argument("model")
-@click.option("--start", required=True, help="First partition (YYYY-MM-DD), inclusive.")
-@click.option("--end", required=True, help="Last partition (YYYY-MM-DD), inclusive.")
+@click.option("--start", default=None, help="First partition (YYYY-MM-DD), inclusive.")
+@click.option("--end", default=None, help="Last partition (YYYY-MM-DD), inclusive.")
+@click.option("--stale", is_flag=True, help="Plan the stale partitions detect finds.")
+@click.option("--missing", is_flag=True, help="Plan the missing partitions detect finds.")
+@click.option("--drifted", is_flag=True, help="Plan the drifted partitions detect finds.")
 @click.option("--chunk-days", type=int, default=None, help="Days per chunk (default: policy).")
 @click.option("--downstream", is_flag=True, help="Also replay the models that read MODEL.")
 @click.option("--reason", default=None, help="Why this backfill is needed (one line).")
+@click.option(
+    "--category",
+    type=click.Choice(backfills.CATEGORIES),
+    default="other",
+    show_default=True,
+    help="Why, from a closed list (for the monthly review).",
+)
 @requested_by
 @common
 def plan(
     model: str,
-    start: str,
-    end: str,
+    start: str | None,
+    end: str | None,
+    stale: bool,
+    missing: bool,
+    drifted: bool,
     chunk_days: int | None,
     downstream: bool,
     reason: str | None,
+    category: str,
     requested_by: str | None,
     project_dir: Path,
     target: str | None,
@@ -132,12 +146,21 @@ def plan(
 ) -> None:
     """Validate a backfill request, scope and chunk it, assess impact, store the plan.
 
-    Read-only apart from the plan record.
+    Either a range (--start and --end) or what `backfill detect` finds (--stale,
+    --missing, --drifted). Read-only apart from the plan record.
 
     \b
     Example:
         backfill plan fct_trips --start 2024-02-01 --end 2024-02-07 --reason "fare fix"
+        backfill plan fct_trips --stale --downstream --category late_data
     """
+    detected = tuple(
+        k for k, on in (("stale", stale), ("missing", missing), ("drifted", drifted)) if on
+    )
+    if not detected:  # a range, both ends required
+        for name, value in (("start", start), ("end", end)):
+            if value is None:
+                raise click.UsageError(f"Missing option '--{name}'.")
     with library(project_dir, target) as ctx:
         record = backfills.create_plan(
             ctx,
@@ -148,8 +171,79 @@ def plan(
             downstream=downstream,
             reason=reason,
             requested_by=requested_by,
+            category=category,
+            detected=detected,
         )
     render.plan(record, as_json)
+
+
+@cli.command()
+@click.option("--since", default="30d", show_default=True, help="Period: 30d, 12h, 2w or a date.")
+@click.option("--model", default=None, help="Only backfills of this model.")
+@common
+def review(
+    since: str, model: str | None, project_dir: Path, target: str | None, as_json: bool
+) -> None:
+    """Review the period's backfills by model, reason category and outcome.
+
+    Counts, partitions touched and changed, rows changed, time spent, failed checks,
+    rollbacks, and the partitions backfilled more than once.
+
+    \b
+    Example:
+        backfill review --since 30d
+    """
+    with library(project_dir, target) as ctx:
+        result = backfills.review(ctx, since, model)
+    render.reviewed(result, as_json)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["late", "corrected", "day"]))
+@click.option("--days", "days_text", required=True, help="Days (YYYY-MM-DD, comma-separated).")
+@click.option("--on", "on_text", required=True, help="The delivery day (its batch's day).")
+@click.option("--trips-per-day", type=int, default=10, show_default=True, help="Trips per day.")
+@click.option("--like", default=None, help="For `day`: the day whose events are copied.")
+@common
+def deliver(
+    kind: str,
+    days_text: str,
+    on_text: str,
+    trips_per_day: int,
+    like: str | None,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Deliver more bronze for old days (demo tooling): late trips, corrected events, or a
+    gap day's events, as one new batch.
+
+    \b
+    Example:
+        backfill deliver late --days 2024-02-03,2024-02-04 --on 2024-03-31
+    """
+    with library(project_dir, target):
+        result = demo.deliver(
+            target, kind, days_text, on_text, trips_per_day=trips_per_day, like=like
+        )
+    render.delivered(result, as_json)
+
+
+@cli.command()
+@click.argument("models", nargs=-1)
+@common
+def detect(models: tuple[str, ...], project_dir: Path, target: str | None, as_json: bool) -> None:
+    """List the partitions that need a backfill: stale, missing or drifted, with evidence.
+
+    Reads only the bronze batches newer than what it examined before, and the ledger.
+
+    \b
+    Example:
+        backfill detect fct_trips
+    """
+    with library(project_dir, target) as ctx:
+        reports = backfills.detect(ctx, list(models) or None)
+    render.detected(reports, as_json)
 
 
 @cli.command("dry-run")
@@ -453,6 +547,35 @@ def maintain(
     with library(project_dir, target) as ctx:
         expired = backfills.maintain(ctx, keep_days, execute=execute, requested_by=requested_by)
     render.maintained(expired, execute, as_json)
+
+
+@cli.command()
+@click.argument("plan_id", required=False)
+@click.option("--model", default=None, help="A calendar of the model's partitions instead.")
+@click.option(
+    "--html", "html", type=click.Path(path_type=Path), required=True, help="A new .html file."
+)
+@common
+def report(
+    plan_id: str | None,
+    model: str | None,
+    html: Path,
+    project_dir: Path,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Write one self-contained HTML report of a backfill, or of a model's partitions.
+
+    \b
+    Example:
+        backfill report bf_0123456789ab --html review.html
+        backfill report --model fct_trips --html fct_trips.html
+    """
+    if (plan_id is None) == (model is None):
+        raise click.UsageError("give a PLAN_ID or --model MODEL (one of them)")
+    with library(project_dir, target) as ctx:
+        result = backfills.write_report(ctx, html, plan_id=plan_id, model=model)
+    render.reported(result, as_json)
 
 
 @cli.command("sync")

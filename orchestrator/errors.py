@@ -26,6 +26,12 @@ class LockHeld(WorkFailed):
 class ValidationFailed(WorkFailed):
     """The staged rows did not pass validation; production is unchanged."""
 
-    def __init__(self, message: str, failures: list[dict[str, object]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        failures: list[dict[str, object]] | None = None,
+        staging: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.failures = failures or []
+        self.staging = staging  # where the rejected rows are kept for inspection

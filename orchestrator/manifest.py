@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Any
@@ -133,6 +134,22 @@ class Manifest:
             policy_field = backfill.get("partition_field") if isinstance(backfill, dict) else None
             found[self.relation_of(uid)] = meta.get("partition_field") or policy_field
         return [{"relation": r, "partition_field": f} for r, f in sorted(found.items())]
+
+    def code_fingerprint(self, name: str) -> str:
+        """What `backfill detect` calls a model's code: md5 of `uid=checksum` lines (dbt's
+        checksum of each file) of the model and every model, seed and snapshot upstream of
+        it, sorted. A compiled query differs with every range, so the ledger keeps this
+        instead; `macros/ledger/ledger_code_fingerprint.sql` computes the same in dbt."""
+        lines, seen, stack = [], set(), [self.model(name).unique_id]
+        while stack:
+            uid = stack.pop()
+            node = self.nodes.get(uid)
+            if uid in seen or node is None:
+                continue
+            seen.add(uid)
+            lines.append(f"{uid}={node['checksum']['checksum']}")
+            stack.extend(node.get("depends_on", {}).get("nodes", []))
+        return hashlib.md5("\n".join(sorted(lines)).encode()).hexdigest()
 
     def reads_ephemeral(self, name: str) -> bool:
         """Whether compiling the model inlines an ephemeral model (only parents can be)."""

@@ -108,6 +108,60 @@ def check_reason(value: str | None, label: str = "reason") -> str:
     return text
 
 
+CATEGORIES = (
+    "late_data",
+    "upstream_fix",
+    "logic_change",
+    "metric_change",
+    "schema_change",
+    "other",
+)
+DETECTED_KINDS = ("stale", "missing", "drifted")
+
+
+def check_category(value: str | None) -> str:
+    """Why a backfill is needed, from a closed list (`--reason` stays free text)."""
+    category = value or "other"
+    if category not in CATEGORIES:
+        raise BadInput(f"category {category!r} is not one of {', '.join(CATEGORIES)}")
+    return category
+
+
+def check_detected(kinds: tuple[str, ...], start: str | None, end: str | None) -> None:
+    """A plan of detected partitions takes no range of its own."""
+    unknown = [k for k in kinds if k not in DETECTED_KINDS]
+    if unknown:
+        raise BadInput(f"unknown partition kind {unknown[0]!r}; use {', '.join(DETECTED_KINDS)}")
+    if start is not None or end is not None:
+        raise BadInput(
+            "--stale, --missing and --drifted plan exactly the partitions backfill detect "
+            "finds; give them without --start and --end"
+        )
+
+
+def check_partition_count(model: str, partitions: int, policy: BackfillPolicy) -> None:
+    if partitions > policy.max_days:
+        raise BadInput(
+            f"{partitions} partitions to plan; {model} allows at most {policy.max_days} "
+            "(meta.backfill.max_days)"
+        )
+
+
+def chunks_of_days(model: str, days: list[date], chunk_days: int) -> list[Chunk]:
+    """Contiguous runs of `days`, each split into chunks of at most `chunk_days`."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    chunks: list[Chunk] = []
+    for first, last in runs:
+        for c in split_chunks(model, first, last, chunk_days):
+            chunks.append(Chunk(model, len(chunks) + 1, c.start, c.end))
+    return chunks
+
+
 def check_chunk_days(chunk_days: int, max_days: int) -> int:
     """At least 1 and at most the model's `max_days` (a chunk never spans more than a plan)."""
     if chunk_days < 1:

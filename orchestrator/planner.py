@@ -7,6 +7,7 @@ import uuid
 from datetime import date
 from typing import Any
 
+from orchestrator import notify
 from orchestrator import plan as planning
 from orchestrator.audit import PlanRecord, utcnow
 from orchestrator.context import Context, today
@@ -24,33 +25,66 @@ from orchestrator.project import git_commit, project_hash
 def create_plan(
     ctx: Context,
     model_name: str,
-    start_text: str,
-    end_text: str,
+    start_text: str | None = None,
+    end_text: str | None = None,
     *,
     chunk_days: int | None = None,
     downstream: bool = False,
     reason: str | None = None,
     requested_by: str | None = None,
+    category: str = "other",
+    detected: tuple[str, ...] = (),
 ) -> PlanRecord:
-    """Validate the request, scope and chunk it, assess impact, store the plan."""
+    """Validate the request, scope and chunk it, assess impact, store the plan.
+
+    With `detected` kinds (stale, missing, drifted) instead of a range, the plan holds
+    exactly the partitions `backfill detect` finds of those kinds (non-adjacent ranges
+    each in their own chunks); with `downstream`, the models below it on theirs.
+    """
     planning.check_identifier(model_name)
     if chunk_days is not None:  # bounded by the model's max_days: a chunk never spans more
         planning.check_chunk_days(
             chunk_days, ctx.dbt.manifest().model(model_name).policy().max_days
         )
     reason_text = planning.check_reason(reason)
+    category = planning.check_category(category)
     who = ctx.who(requested_by)
-    start, end = planning.parse_date(start_text, "start"), planning.parse_date(end_text, "end")
     model = ctx.dbt.manifest().model(model_name)
     policy = backfillable(model)
-    start, end = planning.validate_range(model.name, start_text, end_text, policy, today())
-    if not ctx.warehouse.relation_exists(model.relation):
-        raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
+    notify.config_for(model.name, model.meta)  # a bad notify block is bad input, before writes
+    if detected:
+        planning.check_detected(detected, start_text, end_text)
+        if not ctx.warehouse.relation_exists(model.relation):
+            raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
+        days_by_model = _detected_days(ctx, model, detected, downstream)
+        start, end = min(days_by_model[model.name]), max(days_by_model[model.name])
+        planning.check_partition_count(model.name, len(days_by_model[model.name]), policy)
+    else:
+        start = planning.parse_date(start_text or "", "start")
+        end = planning.parse_date(end_text or "", "end")
+        start, end = planning.validate_range(
+            model.name, start_text or "", end_text or "", policy, today()
+        )
+        if not ctx.warehouse.relation_exists(model.relation):
+            raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
+        days_by_model = {}
     Locks(ctx.audit).check_free(model.name, "")
 
     days_per_chunk = policy.chunk_days if chunk_days is None else chunk_days
     models = [model] + (_downstream_partitioned(ctx, model) if downstream else [])
-    chunks = [c for m in models for c in planning.split_chunks(m.name, start, end, days_per_chunk)]
+    if detected:
+        models = [m for m in models if days_by_model.get(m.name)]
+        chunks = [
+            c
+            for m in models
+            for c in planning.chunks_of_days(m.name, days_by_model[m.name], days_per_chunk)
+        ]
+        start = min(c.start for c in chunks)
+        end = max(c.end for c in chunks)
+    else:
+        chunks = [
+            c for m in models for c in planning.split_chunks(m.name, start, end, days_per_chunk)
+        ]
     compiled = [c.sql for c in compile_chunks(ctx, chunks)]
     for m in models:
         # The validation `run` does with them: a test that does not compile fails the plan,
@@ -82,14 +116,16 @@ def create_plan(
         git_commit=commit,
         requested_by=who,
         reason=reason_text,
-        impact=_impact(ctx, model, models, start, end, downstream),
+        impact=_impact(ctx, model, models, start, end, downstream, days_by_model, detected),
         created_at=utcnow(),
+        category=category,
     )
     audit = ctx.audit
     audit.ensure()
     with ctx.warehouse.transaction():
         audit.plans.insert_plan(record)
         audit.plans.log(record, Status.PLANNED, dry_run=True)
+    notify.notify_model(audit, model.meta, notify.awaiting_approval(record))
     return record
 
 
@@ -150,17 +186,49 @@ def _downstream_partitioned(ctx: Context, model: Model) -> list[Model]:
     return out
 
 
+def _detected_days(
+    ctx: Context, model: Model, kinds: tuple[str, ...], downstream: bool
+) -> dict[str, list[date]]:
+    """The days `backfill detect` finds of these kinds, per model to replay."""
+    from orchestrator.detect import detect  # detect reads plans' ledger: not at import
+
+    names = [model.name] + (
+        [m.name for m in _downstream_partitioned(ctx, model)] if downstream else []
+    )
+    reports = {r.model: r for r in detect(ctx, names)}
+    days = {name: reports[name].days(*kinds) for name in names}
+    if not days[model.name]:
+        wanted = "/".join(kinds)
+        raise BadInput(
+            f"{model.name} has no {wanted} partitions (backfill detect); nothing to plan"
+        )
+    return days
+
+
 def _impact(
-    ctx: Context, model: Model, models: list[Model], start: date, end: date, downstream: bool
+    ctx: Context,
+    model: Model,
+    models: list[Model],
+    start: date,
+    end: date,
+    downstream: bool,
+    days_by_model: dict[str, list[date]],
+    detected: tuple[str, ...],
 ) -> dict[str, Any]:
     policy = model.policy()
     stats = ctx.warehouse.partition_stats(model.relation, policy.partition_field, start, end)
+    planned = days_by_model.get(model.name)
+    if planned is not None:
+        stats = {d: s for d, s in stats.items() if d in set(planned)}
     manifest = ctx.dbt.manifest()
     below = manifest.downstream(model.name)
     exposures = manifest.exposures_reading([model.name] + [m.name for m in below])
     return {
         "relation": model.relation,
-        "partitions": (end - start).days + 1,
+        "partitions": len(planned) if planned is not None else (end - start).days + 1,
+        "detected": {name: [d.isoformat() for d in days] for name, days in days_by_model.items()}
+        if detected
+        else {},
         "rows_now": sum(s.rows for s in stats.values()),
         "rows_per_partition": {d.isoformat(): s.rows for d, s in stats.items()},
         "downstream": [

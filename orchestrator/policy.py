@@ -23,6 +23,20 @@ class Check:
 
 
 @dataclass(frozen=True)
+class DetectSource:
+    """Where a model's late data lands (`meta.backfill.detect`): the bronze relation, its
+    event time, batch and ingestion columns, the key its rows build one model row from,
+    and how many days after its partition day a key's events may still fall."""
+
+    source: str
+    event_time: str
+    key: str
+    batch: str = "_batch_id"
+    ingested: str = "_ingested_date"
+    spans_days: int = 1
+
+
+@dataclass(frozen=True)
 class BackfillPolicy:
     partition_field: str
     unique_key: tuple[str, ...]
@@ -39,6 +53,7 @@ class BackfillPolicy:
     distribution_tolerance: float = 1.0
     max_bytes: int | None = None  # dry-run budget: bytes the plan's SQL may process (BigQuery)
     publish: str = "transaction"  # or "partition_copy": see PUBLISH_MODES
+    detect: DetectSource | None = None  # models that read bronze directly
 
 
 # How a validated chunk reaches production. `transaction` (the default) swaps the whole
@@ -74,6 +89,7 @@ def policy_from_meta(model: str, meta: dict[str, Any]) -> BackfillPolicy:
             distribution_tolerance=_tolerance(raw.get("distribution_tolerance", 1.0)),
             max_bytes=_max_bytes(raw.get("max_bytes")),
             publish=_publish(raw),
+            detect=_detect(raw.get("detect")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"model {model} has an invalid meta.backfill block: {exc}") from exc
@@ -107,6 +123,27 @@ def _check(raw: dict[str, Any]) -> Check:
         distribution_tolerance=None if tolerance is None else _tolerance(tolerance),
         allow_nulls=bool(raw.get("allow_nulls", False)),
         allow_negative=bool(raw.get("allow_negative", False)),
+    )
+
+
+def _detect(raw: Any) -> DetectSource | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"detect must be a mapping, got {raw!r}")
+    unknown = set(raw) - {"source", "event_time", "key", "batch", "ingested", "spans_days"}
+    if unknown:
+        raise ValueError(f"detect has unknown settings: {', '.join(sorted(unknown))}")
+    spans = raw.get("spans_days", 1)
+    if isinstance(spans, bool) or not isinstance(spans, int) or spans < 0:
+        raise ValueError(f"detect.spans_days must be 0 or more days, got {spans!r}")
+    return DetectSource(
+        source=str(raw["source"]),
+        event_time=str(raw["event_time"]),
+        key=str(raw["key"]),
+        batch=str(raw.get("batch", "_batch_id")),
+        ingested=str(raw.get("ingested", "_ingested_date")),
+        spans_days=spans,
     )
 
 

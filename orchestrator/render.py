@@ -14,7 +14,15 @@ import click
 
 if TYPE_CHECKING:
     from orchestrator.audit import PlanRecord
-    from orchestrator.backfills import DryRunReport, ProgressCallback, RollbackReport, RunReport
+    from orchestrator.backfills import (
+        DryRunReport,
+        ModelReport,
+        ProgressCallback,
+        Review,
+        RollbackReport,
+        RunReport,
+    )
+    from orchestrator.demo.deliveries import Delivery
     from orchestrator.demo.generate import GenerateResult
     from orchestrator.maintain import Expiry
 
@@ -65,8 +73,8 @@ def plan(record: PlanRecord, as_json_: bool) -> None:
         f"({impact['partitions']} partitions, {len(record.chunks)} chunks)"
     )
     click.echo(
-        f"requested by {record.requested_by}; fingerprint {record.fingerprint}; "
-        f"rows now {impact['rows_now']:,}; critical: {impact['critical']}"
+        f"requested by {record.requested_by}; category {record.category}; fingerprint "
+        f"{record.fingerprint}; rows now {impact['rows_now']:,}; critical: {impact['critical']}"
     )
     table(
         ["chunk", "model", "start", "end"],
@@ -79,6 +87,83 @@ def plan(record: PlanRecord, as_json_: bool) -> None:
     for warning in impact.get("warnings", []):
         click.echo(f"warning: {warning}")
     click.echo(f"next: backfill dry-run {record.backfill_id}")
+
+
+def detected(reports: list[ModelReport], as_json_: bool) -> None:
+    if as_json_:
+        from orchestrator.detect import as_json as detect_json
+
+        return as_json(detect_json(reports))
+    for report in reports:
+        click.echo(report.summary)
+        if report.partitions:
+            table(
+                ["partition", "kind", "evidence"],
+                [[p.partition, p.kind, p.evidence] for p in report.partitions],
+            )
+    stale = [r.model for r in reports if r.days("stale", "missing")]
+    if stale:
+        click.echo(f"next: backfill plan {stale[0]} --stale --missing --downstream")
+    return None
+
+
+def reviewed(result: Review, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(result))
+    click.echo(f"backfills since {result.since:%Y-%m-%d %H:%M} UTC")
+    table(
+        [
+            "model",
+            "category",
+            "outcome",
+            "backfills",
+            "partitions",
+            "changed",
+            "rows changed",
+            "time (s)",
+            "failed checks",
+            "rollbacks",
+        ],
+        [
+            [
+                g.model,
+                g.category,
+                g.outcome,
+                g.backfills,
+                g.partitions,
+                g.partitions_changed,
+                g.rows_changed,
+                f"{g.seconds:.1f}",
+                g.failed_checks,
+                g.rollbacks,
+            ]
+            for g in result.groups
+        ],
+    )
+    for item in result.repeated:
+        click.echo(
+            f"backfilled {len(item['backfills'])} times: {item['model']} {item['partition']} "
+            f"({', '.join(item['backfills'])})"
+        )
+    return None
+
+
+def reported(result: dict[str, Any], as_json_: bool) -> None:
+    if as_json_:
+        return as_json(result)
+    click.echo(f"wrote {result['output']} ({result['partitions']} partitions)")
+    return None
+
+
+def delivered(result: Delivery, as_json_: bool) -> None:
+    if as_json_:
+        return as_json(asdict(result))
+    days = ", ".join(d.isoformat() for d in result.days)
+    click.echo(
+        f"delivered batch {result.batch_id} ({result.kind}): {result.trips} trips, "
+        f"{result.events} events for {days}"
+    )
+    return None
 
 
 def dry_run(report: DryRunReport, as_json_: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from orchestrator import notify
 from orchestrator.audit import ChunkState, PlanRecord
 from orchestrator.context import Context
 from orchestrator.errors import BadInput, WorkFailed
@@ -119,6 +120,11 @@ def rollback(
     if not execute:
         return report
     _restore(ctx, plan, published, before, who, report)
+    notify.notify_model(
+        audit,
+        manifest.model(plan.model).meta,
+        notify.rolled_back(plan, len(report.partitions), who, bool(report.conflicts)),
+    )
     return report
 
 

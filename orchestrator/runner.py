@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import gx_suite
+from orchestrator import gx_suite, notify
 from orchestrator.audit import ChunkState, PlanRecord, utcnow
 from orchestrator.context import Context
 from orchestrator.dbt import Compiled
@@ -85,6 +85,15 @@ def run(
         )
         report.status = Status.SUCCEEDED
         lineage.complete(_rows_by_relation(ctx, published))
+        changed = notify.changed_partitions(
+            ctx.audit.chunks.partitions(plan.backfill_id, "before"),
+            ctx.audit.chunks.partitions(plan.backfill_id, "after"),
+        )
+        notify.notify_model(
+            ctx.audit,
+            ctx.dbt.manifest().model(plan.model).meta,
+            notify.succeeded(plan, changed, who),
+        )
     report.seconds = time.monotonic() - started
     return report
 
@@ -161,6 +170,7 @@ def _run_chunks(
             compiled_chunk.invocation_id,
             data_tests.get(chunk.model, ()),
             prior,
+            manifest.code_fingerprint(model.name),
         )
         report.chunks_run.append(run_chunk(ctx.audit, work))
         if on_progress is not None:
@@ -283,6 +293,12 @@ def _failure(
     except Exception as log_exc:
         unrecorded = _first_line(log_exc)
         notes.append(f"the failure could not be recorded: {unrecorded}")
+    if isinstance(exc, ValidationFailed):  # never raises: a failed send is recorded
+        notify.notify_model(
+            ctx.audit,
+            ctx.dbt.manifest().model(plan.model).meta,
+            notify.failed_validation(plan, exc.failures, exc.staging, who),
+        )
     lineage.fail(message)
     unreleased = _release_locks(locks, plan, who)
     if unreleased:

@@ -38,6 +38,7 @@ from orchestrator.online import (
 from orchestrator.plan import Chunk
 from orchestrator.validate import validate_chunk
 from orchestrator.warehouse.base import PartitionStats
+from orchestrator.watermark import source_watermark
 
 STAGING_SCHEMA = "backfill_staging"
 BACKUP_SCHEMA = "backfill_backups"
@@ -73,6 +74,7 @@ class ChunkWork:
     invocation_id: str
     data_tests: tuple[CompiledDataTest, ...] = ()
     prior: ChunkState | None = None  # the chunk's last record, if a run began it
+    code_fingerprint: str = ""  # the model's code as the ledger names it (Manifest)
 
     @property
     def prior_state(self) -> str | None:
@@ -145,6 +147,7 @@ class _Staged:
     rows_before: int
     checksum_before: str
     staged_rows: int
+    watermark: str | None = None  # the highest source batch the staged build could read
 
 
 def _stage(
@@ -183,6 +186,7 @@ def _stage(
     clock.lap("backup")
 
     by_partition = policy.publish == "partition_copy"
+    watermark = source_watermark(wh, policy.detect)  # read before the build: a bound
     wh.create_table_as(building, work.sql, shaped_like=relation if by_partition else None)
     staged_rows = int(wh.query(f"select count(*) from {building}")[0][0])
     audit.chunks.record(
@@ -221,10 +225,11 @@ def _stage(
             f"validation failed for {model} chunk {chunk_no} ({start}..{end}): {error}; "
             f"production unchanged, staged rows kept in {staging}",
             [f.as_dict() for f in failures],
+            staging,
         )
     fault_point("after_validate")
     clock.lap("validate")
-    return _Staged(before, rows_before, checksum_before, staged_rows)
+    return _Staged(before, rows_before, checksum_before, staged_rows, watermark)
 
 
 def _recorded_stage(audit: AuditStore, work: ChunkWork, start: date, end: date) -> _Staged:
@@ -315,6 +320,14 @@ def _record_published(
     )
     backup = backup_relation(model, plan.backfill_id)
     audit.versions.record_deltas(version, model, start, end, staged.before, after, backup)
+    audit.ledger.record(
+        model,
+        [(day, after[day].rows if day in after else 0) for day in days_between(start, end)],
+        watermark=staged.watermark,
+        code_fingerprint=work.code_fingerprint,
+        writer="backfill",
+        writer_id=plan.backfill_id,
+    )
     if online is not None:  # pending until pushed: a crash after the commit leaves work
         register_sync(
             wh,

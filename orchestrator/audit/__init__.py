@@ -7,12 +7,27 @@ warehouse, never the command context, so they can run inside any transaction.
 
 from __future__ import annotations
 
-from orchestrator.audit import chunks, lineage, locks, maintenance, online_syncs, plans, versions
+from orchestrator.audit import (
+    chunks,
+    ledger,
+    lineage,
+    locks,
+    maintenance,
+    notifications,
+    online_syncs,
+    plans,
+    review,
+    versions,
+)
 from orchestrator.audit.chunks import ChunkRecords, ChunkState
+from orchestrator.audit.ledger import LedgerRecords
 from orchestrator.audit.lineage import LineageRecords
 from orchestrator.audit.locks import LockRecords
 from orchestrator.audit.maintenance import MaintenanceRecords
+from orchestrator.audit.notifications import NotificationRecords
 from orchestrator.audit.plans import PlanLog, PlanRecord
+from orchestrator.audit.reports import ReportReads
+from orchestrator.audit.review import ReviewReads
 from orchestrator.audit.tables import SCHEMA, Columns, Tables, qualified, utcnow
 from orchestrator.audit.versions import VersionRecords, VersionRef
 from orchestrator.warehouse.base import Warehouse
@@ -35,6 +50,9 @@ TABLES: dict[str, Columns] = {
     **locks.TABLES,
     **maintenance.TABLES,
     **online_syncs.TABLES,
+    **notifications.TABLES,
+    **ledger.TABLES,
+    **review.TABLES,  # reads only
 }
 
 
@@ -48,6 +66,10 @@ class AuditStore:
         self.lineage = LineageRecords(self._tables)
         self.locks = LockRecords(self._tables)
         self.maintenance = MaintenanceRecords(self._tables)
+        self.reports = ReportReads(self._tables)
+        self.ledger = LedgerRecords(self._tables)
+        self.review = ReviewReads(self._tables)
+        self.notifications = NotificationRecords(self._tables)
 
     def ensure(self) -> None:
         """Create the schema and tables (only on paths that write)."""

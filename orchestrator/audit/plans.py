@@ -30,6 +30,7 @@ TABLES = {
         ("reason", "string"),
         ("impact", "string"),
         ("created_at", "timestamp"),
+        ("category", "string"),  # added later: Tables.ensure adds it to older stores
     ],
     "backfill_log": [
         ("event_no", "int"),
@@ -97,6 +98,7 @@ class PlanRecord:
     reason: str
     impact: dict[str, Any]
     created_at: datetime
+    category: str = "other"
 
     @property
     def models(self) -> list[str]:
@@ -126,6 +128,7 @@ class PlanLog(Family):
                     "reason": plan.reason,
                     "impact": json.dumps(plan.impact, sort_keys=True, default=str),
                     "created_at": plan.created_at,
+                    "category": plan.category,
                 }
             ],
         )
@@ -135,7 +138,7 @@ class PlanLog(Family):
             self.wh.query(
                 f"select backfill_id, model, start_date, end_date, chunk_days, downstream, chunks,"
                 f" vars, fingerprint, project_hash, git_commit, requested_by, reason, impact,"
-                f" created_at from {self.t('plans')} where backfill_id = $id",
+                f" created_at, category from {self.t('plans')} where backfill_id = $id",
                 {"id": backfill_id},
             )
             if self.exists()
@@ -160,6 +163,7 @@ class PlanLog(Family):
             reason=r[12] or "",
             impact=json.loads(r[13]),
             created_at=r[14],
+            category=r[15] or "other",
         )
 
     # -- status events -------------------------------------------------------------------

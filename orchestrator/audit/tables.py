@@ -18,6 +18,10 @@ Columns = Sequence[
 ]  # (name, logical type): string, int, float, bool, date, timestamp
 
 
+# Columns added to a table after it shipped: `ensure` adds them where they are missing.
+ADDED_LATER: dict[str, tuple[str, ...]] = {"plans": ("category",)}
+
+
 def utcnow() -> datetime:
     """UTC wall time, naive (DuckDB TIMESTAMP has no zone; every audit time is UTC)."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -42,6 +46,12 @@ class Tables:
         self.wh.ensure_schema(SCHEMA)
         for table, columns in self._tables.items():
             self.wh.create_table_if_missing(qualified(table), columns)
+        for table, added in ADDED_LATER.items():  # a store made by an older version
+            present = set(self.wh.columns(qualified(table)))
+            kinds = dict(self._tables.get(table, ()))
+            for column in added:
+                if column not in present:
+                    self.wh.add_column(qualified(table), column, kinds[column])
         self._ready = True
 
     def exists(self) -> bool:

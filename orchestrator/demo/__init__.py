@@ -12,6 +12,7 @@ from orchestrator.errors import BadInput
 from orchestrator.plan import parse_date
 
 if TYPE_CHECKING:
+    from orchestrator.demo.deliveries import Delivery
     from orchestrator.demo.generate import GenerateResult
 
 
@@ -40,3 +41,31 @@ def write_bronze(
         return generate_bronze(
             con, days=days, trips_per_day=trips_per_day, seed=seed, start_date=first_day
         )
+
+
+def deliver(
+    target: str | None,
+    kind: str,
+    days_text: str,
+    on_text: str,
+    *,
+    trips_per_day: int = 10,
+    like: str | None = None,
+) -> Delivery:
+    """A later bronze delivery for old days (see `orchestrator.demo.deliveries`)."""
+    from orchestrator.demo import deliveries
+    from orchestrator.warehouse.duckdb import connect, default_path
+
+    require_duckdb(target, "deliver")
+    days = [parse_date(d.strip(), "delivery") for d in days_text.split(",")]
+    on = parse_date(on_text, "delivery")
+    if not default_path().exists():
+        raise BadInput(f"warehouse file {default_path()} does not exist (RIDESHARE_DUCKDB_PATH)")
+    with connect() as con:
+        if kind == "late":
+            return deliveries.deliver_late(con, days, trips_per_day, on)
+        if kind == "corrected":
+            return deliveries.deliver_corrected(con, days, trips_per_day, on)
+        if like is None or len(days) != 1:
+            raise BadInput("`deliver day` takes one day and --like DAY (the day to copy)")
+        return deliveries.deliver_day(con, days[0], parse_date(like, "like"), on)

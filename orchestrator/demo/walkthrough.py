@@ -9,6 +9,7 @@ from datetime import date
 from orchestrator import backfills
 from orchestrator.context import Context
 from orchestrator.demo import require_duckdb
+from orchestrator.demo.deliveries import deliver_late
 from orchestrator.demo.generate import generate_bronze
 from orchestrator.warehouse.duckdb import DuckDBWarehouse
 
@@ -85,10 +86,55 @@ def run_demo(ctx: Context, echo: Echo) -> None:
         f"published in {run.seconds:.1f}s"
     )
 
+    _late_data(ctx, echo)
+
     _step(echo, "summary")
     _summary(ctx, echo)
     echo(f"demo finished in {time.monotonic() - began:.0f}s; warehouse: {wh.path}")
-    echo(f"try: .venv/bin/backfill history   |   .venv/bin/backfill status {plan.backfill_id}")
+    echo(
+        f"try: .venv/bin/backfill history   |   .venv/bin/backfill status {plan.backfill_id}"
+        "   |   .venv/bin/backfill detect   |   .venv/bin/backfill review --since 30d"
+    )
+
+
+def _late_data(ctx: Context, echo: Echo) -> None:
+    """A delivery older than lookback_days: detect names the days, a stale plan fixes them."""
+    days = [date(2024, 1, 20), date(2024, 2, 10)]
+    delivered_on = date.fromordinal(START.toordinal() + FIRST_DAYS + LATER_DAYS + 5)
+    _step(
+        echo,
+        f"a late delivery on {delivered_on}: trips of {days[0]} and {days[1]}, far beyond the "
+        "lookback, that no dbt run will pick up",
+    )
+    wh = ctx.warehouse
+    assert isinstance(wh, DuckDBWarehouse)
+    deliver_late(wh.con, days, 25, delivered_on)
+    for report in backfills.detect(ctx, ["fct_trips"]):
+        echo(f"  detect: {report.summary}")
+        for p in report.partitions:
+            echo(f"    {p.partition} {p.kind}: {p.evidence}")
+    plan = backfills.create_plan(
+        ctx,
+        "fct_trips",
+        downstream=True,
+        reason="demo: late delivery",
+        requested_by="alice",
+        category="late_data",
+        detected=("stale",),
+    )
+    chunks = ", ".join(f"{c.model} {c.start}" for c in plan.chunks)
+    echo(f"  plan {plan.backfill_id} --stale --downstream: {chunks}")
+    backfills.dry_run(ctx, plan.backfill_id)
+    backfills.approve(ctx, plan.backfill_id, "bob", "late data, checked the evidence")
+    run = backfills.run(ctx, plan.backfill_id, requested_by="alice")
+    echo(f"  run: {run.status}, {len(run.chunks_run)} chunk(s)")
+    for report in backfills.detect(ctx):
+        echo(f"  detect: {report.summary}")
+    for group in backfills.review(ctx, "30d").groups:
+        echo(
+            f"  review: {group.model} {group.category} {group.outcome}: {group.backfills} "
+            f"backfill(s), {group.partitions_changed} of {group.partitions} partitions changed"
+        )
 
 
 def _step(echo: Echo, text: str) -> None:

@@ -241,6 +241,10 @@ class BigQueryWarehouse:
         self._run(f"create table if not exists {table} ({ddl})", None)
         self._forget(table)
 
+    def add_column(self, table: str, column: str, kind: str) -> None:
+        self._run(f"alter table {table} add column if not exists {column} {_BQ_TYPES[kind]}", None)
+        self._forget(table)
+
     def relation_exists(self, relation: str) -> bool:
         dataset, _, name = relation.rpartition(".")
         return name in self._tables_of(dataset)

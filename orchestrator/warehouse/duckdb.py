@@ -198,6 +198,11 @@ class DuckDBWarehouse:
         ddl = ", ".join(f"{name} {_DUCKDB_TYPES[kind]}" for name, kind in columns)
         self.con.execute(f"create table if not exists {table} ({ddl})")
 
+    def add_column(self, table: str, column: str, kind: str) -> None:
+        self.con.execute(
+            f"alter table {table} add column if not exists {column} {_DUCKDB_TYPES[kind]}"
+        )
+
     def relation_exists(self, relation: str) -> bool:
         rows = self.query(
             "select 1 from information_schema.tables "

@@ -166,13 +166,11 @@ def test_failed_validation_leaves_production_untouched(bq: BigQueryEnv) -> None:
         "select check_name, partition_value, passed from backfill_audit.validation_reports "
         f"where backfill_id = '{plan_id}' and not passed order by check_name"
     ) == [
-        # The one long trip also drags the chunk's means and p99s far from production's
-        # (this warehouse has fewer trips a day than the DuckDB suite's).
+        # The one long trip also drags the chunk's means far from production's (too few
+        # values for its quantiles to be compared: validate.MIN_VALUES_FOR_QUANTILES).
         ("distance_miles mean within x2 of production", "all", False),
-        ("distance_miles p99 within x2 of production", "all", False),
         ("fare_amount between 0 and 1000", "2024-01-12", False),
         ("fare_amount mean within x2 of production", "all", False),
-        ("fare_amount p99 within x2 of production", "all", False),
     ]
     staged = query("select table_name from backfill_staging.INFORMATION_SCHEMA.TABLES order by 1")
     assert staged == [(f"fct_trips__{plan_id}__c001",)]  # kept for inspection

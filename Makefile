@@ -14,7 +14,13 @@ export DBT_PROFILES_DIR ?= $(CURDIR)
 BQEMU := .bqemu
 BQEMU_STAMP := $(BQEMU)/.installed-$(shell cat requirements-bqemu.lock scripts/bqemu/install_spatial.py | sha1sum | cut -c1-12)
 
-.PHONY: venv bqemu demo test lint fmt bench clean
+# Airflow (dags/, tests/airflow) lives in its own venv too: Airflow 3 brings its own pins. It
+# gets requirements.lock plus requirements-airflow.lock (what Airflow adds, resolved together
+# with the project's pins), both with --no-deps and checked by `pip check`, then the project.
+AIRFLOW := .airflow
+AIRFLOW_STAMP := $(AIRFLOW)/.installed-$(shell cat requirements.lock requirements-airflow.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: venv bqemu airflow demo test lint fmt bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Error: $(PYTHON) not found; install Python 3.11"; exit 2; }
@@ -42,6 +48,18 @@ $(BQEMU_STAMP): requirements-bqemu.lock scripts/bqemu/install_spatial.py
 
 bqemu: $(BQEMU_STAMP)
 
+$(AIRFLOW_STAMP): requirements.lock requirements-airflow.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Error: $(PYTHON) not found; install Python 3.11"; exit 2; }
+	test -x $(AIRFLOW)/bin/python || $(PYTHON) -m venv $(AIRFLOW)
+	echo '*' > $(AIRFLOW)/.gitignore
+	$(AIRFLOW)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock -r requirements-airflow.lock
+	$(AIRFLOW)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(AIRFLOW)/bin/pip check --disable-pip-version-check
+	rm -f $(AIRFLOW)/.installed-*
+	touch $@
+
+airflow: $(AIRFLOW_STAMP)
+
 # Headless Chromium renders the HTML report in tests/integration/test_report.py: Debian's
 # package (chromium-headless-shell where apt offers it, else chromium), never a browser a
 # tool downloads. Installed only when neither is on PATH; needs root (or sudo) for apt.
@@ -58,19 +76,19 @@ demo: venv
 	$(BIN)/python -m orchestrator demo
 
 lint: venv
-	$(BIN)/ruff check orchestrator tests bench
-	$(BIN)/ruff format --check orchestrator tests bench
+	$(BIN)/ruff check orchestrator tests bench dags
+	$(BIN)/ruff format --check orchestrator tests bench dags
 	$(BIN)/mypy
 	RIDESHARE_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint models macros snapshots tests/dbt
 	$(BIN)/python -m orchestrator.cli_reference --check README.md
 	$(BIN)/pytest -q tests/hygiene
 
 fmt: venv
-	$(BIN)/ruff check --fix orchestrator tests bench
-	$(BIN)/ruff format orchestrator tests bench
+	$(BIN)/ruff check --fix orchestrator tests bench dags
+	$(BIN)/ruff format orchestrator tests bench dags
 	RIDESHARE_DUCKDB_PATH=:memory: $(BIN)/sqlfluff fix models macros snapshots tests/dbt
 
-test: lint bqemu chromium
+test: lint bqemu airflow chromium
 	$(BIN)/pytest -q -n 2 --ignore=tests/hygiene tests
 
 bench: venv
@@ -78,4 +96,4 @@ bench: venv
 	$(BIN)/python bench/storage_bench.py --warehouse bench/data/built.duckdb
 
 clean:
-	rm -rf $(VENV) $(BQEMU) target logs rideshare.duckdb
+	rm -rf $(VENV) $(BQEMU) $(AIRFLOW) target logs rideshare.duckdb

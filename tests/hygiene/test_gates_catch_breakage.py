@@ -27,10 +27,11 @@ from .conftest import REPO_ROOT
 from .dbt_checks import is_mart, project_models, undocumented_contract_columns
 
 BIN = Path(sys.executable).parent
-PYTHON_DIRS = ("orchestrator", "tests", "bench")  # as the Makefile's `lint` target
-# What a clean clone does not have: the venv, dbt artifacts, warehouse files, caches.
-NOT_COPIED = {".git", ".venv", "target", "logs", "dbt_packages", "__pycache__", ".mypy_cache",
-              ".ruff_cache", ".pytest_cache", "bench/data"}  # fmt: skip
+PYTHON_DIRS = ("orchestrator", "tests", "bench", "dags")  # as the Makefile's `lint` target
+# What a clean clone does not have: the venvs, dbt artifacts, warehouse files, caches.
+NOT_COPIED = {".git", ".venv", ".bqemu", ".airflow", "target", "logs", "dbt_packages",
+              "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+              "bench/data"}  # fmt: skip
 NOT_COPIED_SUFFIXES = (".duckdb", ".duckdb.wal", ".egg-info")
 
 

@@ -20,7 +20,7 @@ from orchestrator.planner import create_plan, load_plan
 from orchestrator.report import write_report
 from orchestrator.review import Review, review
 from orchestrator.rollback import RollbackReport, rollback
-from orchestrator.runner import ProgressCallback, RunReport, run
+from orchestrator.runner import ProgressCallback, RunReport, StepCallback, run
 from orchestrator.status import history, status
 from orchestrator.versions import export_version, list_versions, take_snapshot
 
@@ -33,6 +33,7 @@ __all__ = [
     "Review",
     "RollbackReport",
     "RunReport",
+    "StepCallback",
     "approve",
     "create_plan",
     "detect",

@@ -321,8 +321,14 @@ def run_command(
             if not as_json:
                 click.echo("(dry run: add --execute to write)")
             return
-        with render.progress(disabled=as_json) as on_progress:
-            report = backfills.run(ctx, plan_id, requested_by=requested_by, on_progress=on_progress)
+        with render.progress(disabled=as_json) as shown:
+            report = backfills.run(
+                ctx,
+                plan_id,
+                requested_by=requested_by,
+                on_progress=shown.on_progress,
+                on_step=shown.on_step,
+            )
     render.ran(report, as_json)
 
 

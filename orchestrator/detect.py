@@ -16,7 +16,7 @@ stale, or was rebuilt after it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from orchestrator import plan as planning
@@ -125,37 +125,50 @@ def _examine_new_batches(
         if upto is not None and after is None:
             records.advance(model.name, upto, [])
         return
-    sql = _new_rows_sql(model, source, after, upto)
-    report.bytes_scanned = wh.dry_run_bytes(sql)
-    findings = [
-        Finding(day, "late" if day in ledger else "missing", str(batch), int(rows))
-        for day, batch, rows in wh.query(sql)
-    ]
+    new_rows = _new_rows(source, after, upto)
+    bounds_sql = f"select min(d), max(d) from ({new_rows}) as new_rows"
+    scanned = [wh.dry_run_bytes(bounds_sql)]
+    low, high = wh.query(bounds_sql)[0]
+    findings = []
+    if low is not None:
+        # A key's partition is at most spans_days before its earliest new row.
+        lo = _date(low - timedelta(days=source.spans_days))
+        main_sql = _partitions_sql(model, source, new_rows, lo, _date(high))
+        scanned.append(wh.dry_run_bytes(main_sql))
+        findings = [
+            Finding(day, "late" if day in ledger else "missing", str(batch), int(rows))
+            for day, batch, rows in wh.query(main_sql)
+        ]
+    if any(b is not None for b in scanned):
+        report.bytes_scanned = sum(int(b or 0) for b in scanned)
     with wh.transaction():
         records.advance(model.name, upto, findings)
 
 
-def _new_rows_sql(model: Model, source: DetectSource, after: str, upto: str) -> str:
-    """Per (partition, batch), the new rows: each key's rows go to the partition that holds
-    the key already (within `spans_days` before its earliest new row), else to the day of
-    its earliest new row. Pruned to the new batches on both sides."""
-    pf, key = model.policy().partition_field, source.key
+def _new_rows(source: DetectSource, after: str, upto: str) -> str:
+    """The source rows of batches in (after, upto], pruned to their ingestion days."""
     since = batch_day(after)
     pruned = f" and {source.ingested} >= {_date(since)}" if since else ""
+    return (
+        f"select {source.key} as k, cast({source.event_time} as date) as d, "
+        f"{source.batch} as b from {source.source} "
+        f"where {source.batch} > {quote_literal(after)} "
+        f"and {source.batch} <= {quote_literal(upto)}{pruned}"
+    )
+
+
+def _partitions_sql(model: Model, source: DetectSource, new_rows: str, lo: str, hi: str) -> str:
+    """Per (partition, batch), the new rows: each key's rows go to the partition that holds
+    the key already (read only in [lo, hi], so pruned), else to the day of its earliest new
+    row."""
+    pf, key = model.policy().partition_field, source.key
     return f"""
-        with new_rows as (
-            select {key} as k, cast({source.event_time} as date) as d, {source.batch} as b
-            from {source.source}
-            where {source.batch} > {quote_literal(after)}
-              and {source.batch} <= {quote_literal(upto)}{pruned}
-        ),
+        with new_rows as ({new_rows}),
         new_keys as (select k, min(d) as first_day from new_rows group by k),
         known as (
             select m.{key} as k, max(m.{pf}) as p
             from {model.relation} as m
-            where m.{pf} between
-                    (select min(first_day) from new_keys) - {int(source.spans_days)}
-                and (select max(first_day) from new_keys)
+            where m.{pf} between {lo} and {hi}
               and m.{key} in (select k from new_keys)
             group by 1
         )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +22,12 @@ if TYPE_CHECKING:
         Review,
         RollbackReport,
         RunReport,
+        StepCallback,
     )
     from orchestrator.demo.deliveries import Delivery
     from orchestrator.demo.generate import GenerateResult
     from orchestrator.maintain import Expiry
+    from orchestrator.plan import Chunk
 
 
 def as_json(value: Any) -> None:
@@ -221,24 +224,39 @@ def ran(report: RunReport, as_json_: bool) -> None:
     )
 
 
+@dataclass
+class Progress:
+    """What the run reports as it goes: chunks done, and each chunk's steps as they end."""
+
+    on_progress: ProgressCallback | None = None
+    on_step: StepCallback | None = None
+
+
 @contextmanager
-def progress(disabled: bool) -> Iterator[ProgressCallback | None]:
-    """A progress bar on stderr (chunk, rows, elapsed, ETA), shown once the run has begun."""
+def progress(disabled: bool) -> Iterator[Progress]:
+    """On a terminal, a bar on stderr naming the model, the chunk's range and the step that
+    just ended (with rows, elapsed, ETA); without one (a scheduler's log), one line per
+    chunk step with its duration."""
     if disabled:
-        yield None
+        yield Progress()
+        return
+    if not sys.stderr.isatty():
+        yield Progress(on_step=_log_step)
         return
     from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.progress import (
+        Progress as Bar,
+    )
 
-    bar = Progress(
-        TextColumn("chunk"),
+    bar = Bar(
+        TextColumn("{task.fields[where]}"),
         MofNCompleteColumn(),
         BarColumn(),
         TextColumn("{task.fields[rows]:,} rows"),
@@ -247,18 +265,29 @@ def progress(disabled: bool) -> Iterator[ProgressCallback | None]:
         TimeRemainingColumn(),
         console=Console(stderr=True),
     )
-    task = bar.add_task("backfill", total=None, rows=0)
+    task = bar.add_task("backfill", total=None, rows=0, where="chunk")
 
     def on_progress(done: int, total: int, rows: int) -> None:
         if not bar.live.is_started:
             bar.start()
         bar.update(task, completed=done, total=total, rows=rows)
 
+    def on_step(chunk: Chunk, index: int, total: int, step: str, seconds: float) -> None:
+        where = f"{chunk.model} {chunk.start}..{chunk.end} · {step} done"
+        bar.update(task, where=where)
+
     try:
-        yield on_progress
+        yield Progress(on_progress, on_step)
     finally:
         if bar.live.is_started:
             bar.stop()
+
+
+def _log_step(chunk: Chunk, index: int, total: int, step: str, seconds: float) -> None:
+    click.echo(
+        f"{chunk.model} chunk {index}/{total} {chunk.start}..{chunk.end}: {step} {seconds:.2f}s",
+        err=True,
+    )
 
 
 def status(plan_id: str | None, rows: list[dict[str, Any]], as_json_: bool) -> None:
@@ -272,10 +301,17 @@ def status(plan_id: str | None, rows: list[dict[str, Any]], as_json_: bool) -> N
         f"{current.get('end_date')} status {current.get('status')}; requested by "
         f"{current.get('requested_by')}, approved by {current.get('approved_by') or '-'}"
     )
+    click.echo(f"reason: {current.get('reason') or '-'} (category {current.get('category')})")
+    duration = current.get("duration_seconds")
+    click.echo(
+        f"started {_text(current.get('started_at'))} UTC, ended "
+        f"{_text(current.get('completed_at'))} UTC"
+        + (f", {duration:.1f}s" if duration is not None else "")
+    )
     if current.get("error"):
         click.echo(f"error: {current['error']}")
     table(
-        ["chunk", "model", "start", "end", "state", "rows before", "rows after"],
+        ["chunk", "model", "start", "end", "state", "rows before", "rows after", "changed"],
         [
             [
                 c["chunk_no"],
@@ -285,10 +321,30 @@ def status(plan_id: str | None, rows: list[dict[str, Any]], as_json_: bool) -> N
                 c["state"],
                 c["rows_before"],
                 c["rows_after"],
+                ", ".join(c["changed_partitions"]) or "-",
             ]
             for c in current["chunks"]
         ],
     )
+    checks = current.get("validation") or []
+    if checks:
+        failed = sum(1 for c in checks if not c["passed"])
+        click.echo(f"validation: {len(checks)} checks, {failed} failed")
+        table(
+            ["chunk", "check", "partition", "observed", "expected", "result"],
+            [
+                [
+                    f"{c['model']} {c['chunk_no']}",
+                    c["check"],
+                    c["partition"],
+                    c["observed"],
+                    c["expected"],
+                    "passed" if c["passed"] else "FAILED",
+                ]
+                for c in checks
+            ],
+        )
+    return None
 
 
 def history(rows: list[dict[str, Any]], as_json_: bool) -> None:

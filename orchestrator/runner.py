@@ -29,6 +29,8 @@ from orchestrator.wap import ChunkOutcome, ChunkWork, run_chunk
 
 # (chunks done, chunks in total, rows written so far); first called once the run has begun.
 ProgressCallback = Callable[[int, int, int], None]
+# (the chunk, its number in the run, chunks in total, the step that ended, its seconds).
+StepCallback = Callable[[Chunk, int, int, str, float], None]
 
 
 @dataclass
@@ -51,6 +53,7 @@ def run(
     *,
     requested_by: str | None = None,
     on_progress: ProgressCallback | None = None,
+    on_step: StepCallback | None = None,
 ) -> RunReport:
     """Execute an approved plan chunk by chunk; re-running resumes at the first unfinished one."""
     started = time.monotonic()
@@ -76,7 +79,7 @@ def run(
             or utcnow(),
             error=None,
         )
-        _run_chunks(ctx, plan, compiled, report, on_progress)
+        _run_chunks(ctx, plan, compiled, report, on_progress, on_step)
         if plan.downstream:
             report.rebuilt = _rebuild_downstream(ctx, plan)
         published = ctx.audit.chunks.states(plan.backfill_id)
@@ -143,6 +146,7 @@ def _run_chunks(
     compiled: list[Compiled],
     report: RunReport,
     on_progress: ProgressCallback | None,
+    on_step: StepCallback | None = None,
 ) -> None:
     states = ctx.audit.chunks.states(plan.backfill_id)
     manifest = ctx.dbt.manifest()
@@ -172,9 +176,18 @@ def _run_chunks(
             prior,
             manifest.code_fingerprint(model.name),
         )
-        report.chunks_run.append(run_chunk(ctx.audit, work))
+        heard = None
+        if on_step is not None:
+            heard = _step_listener(on_step, chunk, index, len(plan.chunks))
+        report.chunks_run.append(run_chunk(ctx.audit, work, heard))
         if on_progress is not None:
             on_progress(index, len(plan.chunks), report.rows_after)
+
+
+def _step_listener(
+    on_step: StepCallback, chunk: Chunk, index: int, total: int
+) -> Callable[[str, float], None]:
+    return lambda step, seconds: on_step(chunk, index, total, step, seconds)
 
 
 def _rebuild_downstream(ctx: Context, plan: PlanRecord) -> list[str]:

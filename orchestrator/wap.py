@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -81,7 +82,11 @@ class ChunkWork:
         return None if self.prior is None else self.prior.state
 
 
-def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
+def run_chunk(
+    audit: AuditStore, work: ChunkWork, on_step: Callable[[str, float], None] | None = None
+) -> ChunkOutcome:
+    """Back up, stage, validate and publish one chunk; `on_step(step, seconds)` hears each
+    step as it ends (the progress display, a scheduler's log)."""
     wh = audit.wh
     chunk, backfill_id = work.chunk, work.plan.backfill_id
     relation, policy = work.model.relation, work.model.policy()
@@ -95,7 +100,7 @@ def run_chunk(audit: AuditStore, work: ChunkWork) -> ChunkOutcome:
     for schema in (STAGING_SCHEMA, BACKUP_SCHEMA):
         wh.ensure_schema(schema)
 
-    clock = _Clock()
+    clock = _Clock(on_step)
     if work.prior_state == "publishing" and wh.relation_exists(building):
         staged = _recorded_stage(audit, work, start, end)
     elif work.prior_state == "publishing":
@@ -362,15 +367,18 @@ def _record_published(
 
 
 class _Clock:
-    """Seconds spent in each step, for the benchmark's per-step report."""
+    """Seconds spent in each step, for the benchmark's per-step report and the progress."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_lap: Callable[[str, float], None] | None = None) -> None:
         self.laps: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._on_lap = on_lap
 
     def lap(self, step: str) -> None:
         now = time.perf_counter()
         self.laps[step] = self.laps.get(step, 0.0) + now - self._last
+        if self._on_lap is not None:
+            self._on_lap(step, now - self._last)
         self._last = now
 
 

@@ -67,7 +67,7 @@ def _body(context: TaskContext) -> str:
             f"**{params['model']}** {params['start_date']} .. {params['end_date']}: "
             f"{plan.get('chunks')} chunk(s), {plan.get('rows_now')} rows now, "
             f"critical: {plan.get('critical')}",
-            f"Reason: {steps.reason(params)}",
+            f"Reason: {params['reason']} (category {params['category']})",
             f"Dry run: {dry.get('rows_to_replace')} rows to replace, "
             f"~{dry.get('rows_read_estimate')} rows read, cost (USD): {dry.get('cost_usd')}; "
             f"SQL in {dry.get('compiled_dir')}",

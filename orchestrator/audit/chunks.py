@@ -231,3 +231,17 @@ class ChunkRecords(Family):
                 for r in results
             ],
         )
+
+    def validation_results(self, backfill_id: str) -> list[dict[str, Any]]:
+        """Every check of each chunk's latest validation, failed ones first."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select model, chunk_no, check_name, partition_value, observed, expected, passed "
+            f"from {self.t('validation_reports')} where backfill_id = $id "
+            "qualify recorded_at = max(recorded_at) over (partition by model, chunk_no) "
+            "order by passed, model, chunk_no, check_name, partition_value",
+            {"id": backfill_id},
+        )
+        keys = ["model", "chunk_no", "check", "partition", "observed", "expected", "passed"]
+        return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -33,9 +33,9 @@ class Airflow:
     warehouse: Path
     env: dict[str, str]
 
-    def dags_test(self, conf: dict[str, Any]) -> Ran:
-        """`airflow dags test managed_backfill --conf CONF`, waited for."""
-        return _finish(*self._start("dags-test", "airflow", *_dags_test(conf)))
+    def dags_test(self, conf: dict[str, Any], dag_id: str = "managed_backfill") -> Ran:
+        """`airflow dags test DAG --conf CONF`, waited for."""
+        return _finish(*self._start("dags-test", "airflow", *_dags_test(conf, dag_id)))
 
     def dags_test_answered(self, conf: dict[str, Any], user: str) -> tuple[Ran, int | None]:
         """`dags test` while `user` approves its approval step through Airflow's HITL API:
@@ -70,8 +70,8 @@ class Airflow:
         return popen, log
 
 
-def _dags_test(conf: dict[str, Any]) -> list[str]:
-    return ["dags", "test", "managed_backfill", "--conf", json.dumps(conf)]
+def _dags_test(conf: dict[str, Any], dag_id: str = "managed_backfill") -> list[str]:
+    return ["dags", "test", dag_id, "--conf", json.dumps(conf)]
 
 
 def _finish(popen: subprocess.Popen[str], log: Path) -> Ran:

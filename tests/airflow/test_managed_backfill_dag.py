@@ -56,8 +56,8 @@ def backfillable(dbt_target_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_every_dag_file_imports_without_errors(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
     # The helpers beside the DAGs are .airflowignore'd: only DAG files are parsed.
-    assert parsed["files"] == ["managed_backfill.py"]
-    assert sorted(parsed["dags"]) == ["managed_backfill"]
+    assert parsed["files"] == ["detect_late_data.py", "managed_backfill.py"]
+    assert sorted(parsed["dags"]) == ["detect_late_data", "managed_backfill"]
     assert parsed["seconds"] < 2  # the DAG processor parses it every 30 s
 
 
@@ -130,3 +130,13 @@ def test_task_graph_is_plan_dry_run_approval_run_report(parsed: dict[str, Any]) 
         "run": 1,
         "report": 0,
     }
+
+
+def test_detect_late_data_runs_daily_and_only_plans(parsed: dict[str, Any]) -> None:
+    dag = parsed["dags"]["detect_late_data"]
+    assert dag["schedule"] == "@daily"
+    assert {name: t["upstream"] for name, t in dag["tasks"].items()} == {
+        "detect": [],
+        "open_plans": ["detect"],
+    }
+    assert not any(t["approval"] for t in dag["tasks"].values())  # a human approves later

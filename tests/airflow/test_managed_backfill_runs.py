@@ -148,3 +148,26 @@ def test_a_self_approval_of_a_critical_model_through_airflow_is_refused(
     assert checksums(airflow.warehouse) == before
     assert query(airflow.warehouse, "select count(*) from backfill_audit.approvals") == [(0,)]
     assert [s for s, *_ in log(airflow.warehouse)] == ["planned", "dry_run_ok"]
+
+
+def test_detect_late_data_opens_a_dry_run_plan_and_writes_no_partition(airflow: Airflow) -> None:
+    from orchestrator.demo.deliveries import deliver_late
+    from orchestrator.warehouse.duckdb import connect
+
+    with connect(airflow.warehouse) as con:
+        deliver_late(con, [date(2024, 1, 6)], 5, date(2024, 2, 20))
+    trips = checksums(airflow.warehouse)
+
+    ran = airflow.dags_test({}, "detect_late_data")
+
+    assert ran.returncode == 0, ran.output[-5000:]
+    assert checksums(airflow.warehouse) == trips
+    plans = query(
+        airflow.warehouse,
+        "select p.model, p.category, p.requested_by, l.status from backfill_audit.plans p "
+        "join backfill_audit.backfill_log l using (backfill_id) "
+        "qualify row_number() over (partition by backfill_id order by event_no desc) = 1",
+    )
+    assert plans == [("fct_trips", "late_data", "airflow-detect", "dry_run_ok")]
+    chunks = query(airflow.warehouse, "select chunks from backfill_audit.plans")[0][0]
+    assert '"start": "2024-01-06"' in chunks and '"fct_driver_daily_earnings"' in chunks

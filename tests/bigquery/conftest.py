@@ -37,6 +37,9 @@ ORCHESTRATOR_DATASETS = (
 )
 # Tables a test may change (bronze corrections, backfills): restored before every test.
 MUTABLE_TABLES = ("bronze.trip_events", "marts.fct_trips", "marts.fct_driver_daily_earnings")
+# The build ledger dbt's own build wrote (macros/ledger/): its dataset is dropped with the
+# orchestrator's, so it is kept beside the mutable tables and put back before every test.
+LEDGER_TABLES = ("backfill_audit.build_ledger", "backfill_audit.ledger_runs")
 TEMPLATE_DATASET = "test_template"
 
 BRONZE_DDL = {
@@ -106,7 +109,7 @@ def bq_built(
         dbt.invoke(["build", "--exclude-resource-type", "unit_test"])
         dbt.invoke(["test", "--select", "test_type:unit"])
         client.create_dataset(TEMPLATE_DATASET, exists_ok=True)
-        for relation in MUTABLE_TABLES:
+        for relation in MUTABLE_TABLES + LEDGER_TABLES:
             copy = f"{TEMPLATE_DATASET}.{relation.replace('.', '__')}"
             client.query(f"create table {copy} like {relation}").result()
             client.query(f"insert into {copy} select * from {relation}").result()
@@ -157,6 +160,11 @@ def bq(
     client = client_from_env()
     for dataset in ORCHESTRATOR_DATASETS:
         client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
+    client.create_dataset("backfill_audit")
+    for relation in LEDGER_TABLES:
+        copy = f"{TEMPLATE_DATASET}.{relation.replace('.', '__')}"
+        client.query(f"create table {relation} like {copy}").result()
+        client.query(f"insert into {relation} select * from {copy}").result()
     for relation in MUTABLE_TABLES:
         copy = f"{TEMPLATE_DATASET}.{relation.replace('.', '__')}"
         client.query(

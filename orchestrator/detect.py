@@ -119,7 +119,7 @@ def _examine_new_batches(
     wh, records = ctx.warehouse, ctx.audit.ledger
     watermarks = [e.watermark for e in ledger.values() if e.watermark]
     after = records.cursor(model.name) or (min(watermarks) if watermarks else None)
-    upto = source_watermark(wh, source)
+    upto = source_watermark(wh, source, at_least=after)
     report.examined_batches = (after, upto)
     if upto is None or after is None or upto <= after:
         if upto is not None and after is None:

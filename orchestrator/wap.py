@@ -191,7 +191,9 @@ def _stage(
     clock.lap("backup")
 
     by_partition = policy.publish == "partition_copy"
-    watermark = source_watermark(wh, policy.detect)  # read before the build: a bound
+    # Read before the build: a bound on what it reads (pruned from the newest known batch).
+    known = audit.ledger.newest_watermark(model) if policy.detect is not None else None
+    watermark = source_watermark(wh, policy.detect, at_least=known)
     wh.create_table_as(building, work.sql, shaped_like=relation if by_partition else None)
     staged_rows = int(wh.query(f"select count(*) from {building}")[0][0])
     audit.chunks.record(

@@ -16,13 +16,20 @@ from orchestrator.warehouse.base import Warehouse
 _DAY_PREFIX = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})")
 
 
-def source_watermark(wh: Warehouse, detect: DetectSource | None) -> str | None:
+def source_watermark(
+    wh: Warehouse, detect: DetectSource | None, at_least: str | None = None
+) -> str | None:
     """The highest batch of the model's bronze source now; None for a model that reads
-    no bronze directly (its staleness follows its parents')."""
+    no bronze directly (its staleness follows its parents'). Given a batch known to exist
+    (`at_least`), only the ingestion days from its day on are read: every later batch is
+    ingested then, so the answer is the same and its cost does not grow with history."""
     if detect is None:
         return None
-    rows = wh.query(f"select max({detect.batch}) from {detect.source}")
-    return None if not rows or rows[0][0] is None else str(rows[0][0])
+    since = batch_day(at_least) if at_least else None
+    pruned = f" where {detect.ingested} >= cast('{since.isoformat()}' as date)" if since else ""
+    rows = wh.query(f"select max({detect.batch}) from {detect.source}{pruned}")
+    found = None if not rows or rows[0][0] is None else str(rows[0][0])
+    return at_least if found is None or (at_least and found < at_least) else found
 
 
 def batch_day(batch_id: str) -> date | None:

@@ -110,3 +110,22 @@
         arg_dict['dest_columns'], true, false
     )) }}
 {% endmacro %}
+
+
+{#-
+    Rows written in partition order where the warehouse keeps them in insertion order
+    (DuckDB): a partition's rows then sit together, so a range's min/max zone maps skip the
+    rest of the table when a backfill measures, backs up or publishes it, or detect looks
+    a key up. BigQuery partitions and clusters the table instead: nothing to add.
+-#}
+{% macro partition_order_by(partition_field) %}
+    {{ return(adapter.dispatch('partition_order_by', 'rideshare')(partition_field)) }}
+{% endmacro %}
+
+{% macro default__partition_order_by(partition_field) %}
+    {{- return('order by ' ~ partition_field) -}}
+{% endmacro %}
+
+{% macro bigquery__partition_order_by(partition_field) %}
+    {{- return('') -}}
+{% endmacro %}

@@ -111,6 +111,15 @@ class LedgerRecords(Family):
         )
         return {r[0]: LedgerEntry(r[0], int(r[1] or 0), *r[2:]) for r in rows}
 
+    def newest_watermark(self, model: str) -> str | None:
+        """The newest source batch any build of `model` has seen (a lower bound for the next)."""
+        if not self.exists():
+            return None
+        rows = self.wh.query(
+            f"select max(watermark) from {self.t('build_ledger')} where model = $m", {"m": model}
+        )
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
     # -- detect's memory -------------------------------------------------------------------
     def cursor(self, model: str) -> str | None:
         if not self.exists():

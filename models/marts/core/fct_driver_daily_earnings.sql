@@ -68,3 +68,4 @@ final as (
 )
 
 select * from final
+{{ partition_order_by('earning_date') }}

@@ -128,3 +128,4 @@ final as (
 )
 
 select * from final
+{{ partition_order_by('trip_date') }}

@@ -54,8 +54,7 @@ def create_plan(
     notify.config_for(model.name, model.meta)  # a bad notify block is bad input, before writes
     if detected:
         planning.check_detected(detected, start_text, end_text)
-        if not ctx.warehouse.relation_exists(model.relation):
-            raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
+        _require_built(ctx, model)
         days_by_model = _detected_days(ctx, model, detected, downstream)
         start, end = min(days_by_model[model.name]), max(days_by_model[model.name])
         planning.check_partition_count(model.name, len(days_by_model[model.name]), policy)
@@ -65,8 +64,7 @@ def create_plan(
         start, end = planning.validate_range(
             model.name, start_text or "", end_text or "", policy, today()
         )
-        if not ctx.warehouse.relation_exists(model.relation):
-            raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
+        _require_built(ctx, model)
         days_by_model = {}
     Locks(ctx.audit).check_free(model.name, "")
 
@@ -152,6 +150,11 @@ def current_fingerprint(ctx: Context, plan: PlanRecord) -> tuple[str, list[Compi
 
 def compile_chunks(ctx: Context, chunks: list[Chunk]) -> list[Compiled]:
     return [ctx.dbt.compile(c.model, c.dbt_vars()) for c in chunks]
+
+
+def _require_built(ctx: Context, model: Model) -> None:
+    if not ctx.warehouse.relation_exists(model.relation):
+        raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
 
 
 def backfillable(model: Model) -> BackfillPolicy:

@@ -140,22 +140,21 @@ def _trips(days: list[date], per_day: int) -> str:
     """
 
 
+# Each event as its latest delivery has it (what staging reads).
+_LATEST = (
+    "with latest as (select * from bronze.trip_events "
+    "qualify row_number() over (partition by event_id order by _batch_id desc) = 1) "
+)
+
+
 def _append(con: duckdb.DuckDBPyConnection, select: str) -> int:
     """Append the rows of `select` (reading `latest`: each event's latest delivery)."""
-    latest = (
-        "with latest as (select * from bronze.trip_events "
-        "qualify row_number() over (partition by event_id order by _batch_id desc) = 1) "
-    )
     before = con.execute("select count(*) from bronze.trip_events").fetchone()
-    con.execute(f"insert into bronze.trip_events {latest} {select}")
+    con.execute(f"insert into bronze.trip_events {_LATEST} {select}")
     after = con.execute("select count(*) from bronze.trip_events").fetchone()
     return int(after[0] if after else 0) - int(before[0] if before else 0)
 
 
 def _count(con: duckdb.DuckDBPyConnection, trips: str) -> int:
-    latest = (
-        "with latest as (select * from bronze.trip_events "
-        "qualify row_number() over (partition by event_id order by _batch_id desc) = 1) "
-    )
-    row = con.execute(f"{latest} select count(*) from ({trips})").fetchone()
+    row = con.execute(f"{_LATEST} select count(*) from ({trips})").fetchone()
     return int(row[0]) if row else 0

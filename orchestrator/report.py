@@ -285,7 +285,7 @@ class ModelCalendar:
 def backfill_report(ctx: Context, backfill_id: str) -> ReportData:
     """One backfill as its report shows it (read-only)."""
     plan = load_plan(ctx, backfill_id)
-    audit, reads = ctx.audit, ctx.audit.reports
+    audit = ctx.audit
     current = current_status(ctx, plan.backfill_id)[0]
     states = audit.chunks.states(plan.backfill_id)
     before = audit.chunks.partitions(plan.backfill_id, "before")
@@ -346,9 +346,9 @@ def backfill_report(ctx: Context, backfill_id: str) -> ReportData:
                 fingerprint=str(a["fingerprint"]),
                 current=a["fingerprint"] == plan.fingerprint,
             )
-            for a in reads.approvals(plan.backfill_id)
+            for a in audit.plans.approvals(plan.backfill_id)
         ),
-        dry_runs=tuple(_dry_run(d) for d in reads.dry_runs(plan.backfill_id)),
+        dry_runs=tuple(_dry_run(d) for d in audit.plans.dry_runs(plan.backfill_id)),
         events=tuple(
             StatusEvent(int(e["event_no"]), str(e["status"]), e["recorded_at"], e["error"])
             for e in audit.plans.events(plan.backfill_id)
@@ -358,21 +358,24 @@ def backfill_report(ctx: Context, backfill_id: str) -> ReportData:
             CheckResult(
                 model=str(c["model"]),
                 chunk_no=int(c["chunk_no"]),
-                check=str(c["check_name"]),
-                partition=str(c["partition_value"] or ""),
+                check=str(c["check"]),
+                partition=str(c["partition"] or ""),
                 observed=str(c["observed"] or ""),
                 expected=str(c["expected"] or ""),
                 passed=bool(c["passed"]),
             )
-            for c in reads.validation(plan.backfill_id)
+            for c in sorted(  # per chunk, by check (the page puts each chunk's failures first)
+                audit.chunks.validation_results(plan.backfill_id),
+                key=lambda c: (c["model"], c["chunk_no"], c["check"], c["partition"]),
+            )
         ),
-        timings=_timings(reads.chunk_events(plan.backfill_id)),
-        lineage=tuple(_lineage(row) for row in reads.lineage(plan.backfill_id)),
+        timings=_timings(audit.chunks.events(plan.backfill_id)),
+        lineage=tuple(_lineage(row) for row in audit.lineage.of_backfill(plan.backfill_id)),
         versions=tuple(
             VersionEntry(
                 str(v["version_id"]), int(v["version_no"]), str(v["kind"]), v["created_at"]
             )
-            for v in reads.versions(plan.backfill_id)
+            for v in audit.versions.created_by(plan.backfill_id)
         ),
         generated_at=utcnow(),
         rows_affected=current.get("rows_affected"),
@@ -393,7 +396,7 @@ def model_report(
     if not wh.relation_exists(model.relation):
         raise BadInput(f"{model.relation} does not exist yet; build it first with `dbt run`")
     rows = wh.partition_rows(model.relation, field_name, _FIRST_DAY, _LAST_DAY)
-    last = {r["partition_date"]: r for r in ctx.audit.reports.last_writers(model.name)}
+    last = {r["partition_date"]: r for r in ctx.audit.versions.last_writers(model.name)}
     statuses = ctx.audit.plans.statuses() if last else {}
 
     writers = [Writer(DBT_BUILD, "dbt build (no backfill)", 0, "dbt")]

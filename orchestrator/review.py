@@ -56,11 +56,11 @@ def review(ctx: Context, since_text: str, model: str | None = None) -> Review:
     if model is not None:
         planning.check_identifier(model)
         ctx.dbt.manifest().model(model)
-    reads = ctx.audit.review
-    backfills = [b for b in reads.backfills_since(since) if model in (None, b["model"])]
+    audit = ctx.audit
+    backfills = [b for b in audit.plans.planned_since(since) if model in (None, b["model"])]
     ids = [str(b["backfill_id"]) for b in backfills]
-    written = reads.partitions_written(ids)
-    failed = reads.failed_checks(ids)
+    written = audit.chunks.partitions_written(ids)
+    failed = audit.chunks.failed_checks(ids)
     groups: dict[tuple[str, str, str], Group] = {}
     for b in backfills:
         key = (str(b["model"]), str(b["category"]), str(b["status"]))

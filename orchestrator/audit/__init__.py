@@ -16,7 +16,6 @@ from orchestrator.audit import (
     notifications,
     online_syncs,
     plans,
-    review,
     versions,
 )
 from orchestrator.audit.chunks import ChunkRecords, ChunkState
@@ -26,8 +25,6 @@ from orchestrator.audit.locks import LockRecords
 from orchestrator.audit.maintenance import MaintenanceRecords
 from orchestrator.audit.notifications import NotificationRecords
 from orchestrator.audit.plans import PlanLog, PlanRecord
-from orchestrator.audit.reports import ReportReads
-from orchestrator.audit.review import ReviewReads
 from orchestrator.audit.tables import SCHEMA, Columns, Tables, qualified, utcnow
 from orchestrator.audit.versions import VersionRecords, VersionRef
 from orchestrator.warehouse.base import Warehouse
@@ -52,7 +49,6 @@ TABLES: dict[str, Columns] = {
     **online_syncs.TABLES,
     **notifications.TABLES,
     **ledger.TABLES,
-    **review.TABLES,  # reads only
 }
 
 
@@ -66,9 +62,7 @@ class AuditStore:
         self.lineage = LineageRecords(self._tables)
         self.locks = LockRecords(self._tables)
         self.maintenance = MaintenanceRecords(self._tables)
-        self.reports = ReportReads(self._tables)
         self.ledger = LedgerRecords(self._tables)
-        self.review = ReviewReads(self._tables)
         self.notifications = NotificationRecords(self._tables)
 
     def ensure(self) -> None:

@@ -49,6 +49,17 @@ TABLES = {
 }
 
 CHUNK_FIELDS = [name for name, _ in TABLES["backfill_chunks"]]
+EVENT_FIELDS = [
+    "model",
+    "chunk_no",
+    "start_date",
+    "end_date",
+    "state",
+    "rows_before",
+    "rows_after",
+    "error",
+    "updated_at",
+]
 
 
 @dataclass(frozen=True)
@@ -245,3 +256,47 @@ class ChunkRecords(Family):
         )
         keys = ["model", "chunk_no", "check", "partition", "observed", "expected", "passed"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def events(self, backfill_id: str) -> list[dict[str, Any]]:
+        """Every state a chunk of the backfill recorded, in order, per model and chunk."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select {', '.join(EVENT_FIELDS)} from {self.t('backfill_chunks')} "
+            "where backfill_id = $id order by model, chunk_no, updated_at",
+            {"id": backfill_id},
+        )
+        return [dict(zip(EVENT_FIELDS, r, strict=True)) for r in rows]
+
+    def partitions_written(
+        self, backfill_ids: Sequence[str]
+    ) -> list[tuple[str, str, date, int, str, int, str]]:
+        """(backfill, model, partition, rows before, checksum before, rows after, checksum
+        after) of every partition the backfills published."""
+        if not backfill_ids:
+            return []
+        listed = ", ".join(f"'{b}'" for b in backfill_ids)  # ids are checked bf_ hex strings
+        rows = self.wh.query(
+            f"""
+            select a.backfill_id, a.model, a.partition_date,
+                   coalesce(b.row_count, 0), coalesce(b.checksum, '0'), a.row_count, a.checksum
+            from {self.t("partition_checksums")} a
+            left join {self.t("partition_checksums")} b
+              on b.backfill_id = a.backfill_id and b.model = a.model
+             and b.partition_date = a.partition_date and b.phase = 'before'
+            where a.phase = 'after' and a.backfill_id in ({listed})
+            """
+        )
+        return [
+            (str(r[0]), str(r[1]), r[2], int(r[3]), str(r[4]), int(r[5]), str(r[6])) for r in rows
+        ]
+
+    def failed_checks(self, backfill_ids: Sequence[str]) -> dict[str, int]:
+        if not backfill_ids:
+            return {}
+        listed = ", ".join(f"'{b}'" for b in backfill_ids)
+        rows = self.wh.query(
+            f"select backfill_id, count(*) from {self.t('validation_reports')} "
+            f"where not passed and backfill_id in ({listed}) group by 1"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}

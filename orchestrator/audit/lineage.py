@@ -26,6 +26,17 @@ TABLES = {
     ],
 }
 FIELDS = [name for name, _ in TABLES["lineage"]]
+BACKFILL_FIELDS = [
+    "run_id",
+    "output_relation",
+    "partition_start",
+    "partition_end",
+    "input_relations",
+    "git_commit",
+    "config_hash",
+    "dbt_invocation_id",
+    "produced_at",
+]
 
 
 def config_hash(sql: str) -> str:
@@ -96,5 +107,21 @@ class LineageRecords(Family):
             row = dict(zip(FIELDS, r, strict=True))
             row["input_relations"] = json.loads(row["input_relations"])
             row["vars"] = json.loads(row["vars"])
+            out.append(row)
+        return out
+
+    def of_backfill(self, backfill_id: str) -> list[dict[str, Any]]:
+        """The lineage row of every chunk the backfill published, inputs decoded."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select {', '.join(BACKFILL_FIELDS)} from {self.t('lineage')} "
+            "where backfill_id = $id order by output_relation, partition_start, produced_at",
+            {"id": backfill_id},
+        )
+        out = []
+        for r in rows:
+            row = dict(zip(BACKFILL_FIELDS, r, strict=True))
+            row["input_relations"] = json.loads(row["input_relations"] or "[]")
             out.append(row)
         return out

@@ -321,3 +321,57 @@ class PlanLog(Family):
                 }
             ],
         )
+
+    def approvals(self, backfill_id: str) -> list[dict[str, Any]]:
+        """Every approval of the backfill, oldest first."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select approver, fingerprint, comment, approved_at from {self.t('approvals')} "
+            "where backfill_id = $id order by approved_at",
+            {"id": backfill_id},
+        )
+        fields = ("approver", "fingerprint", "comment", "approved_at")
+        return [dict(zip(fields, r, strict=True)) for r in rows]
+
+    def dry_runs(self, backfill_id: str) -> list[dict[str, Any]]:
+        """Every dry run of the backfill, oldest first, estimates decoded."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select fingerprint, ok, estimates, error, created_at from {self.t('dry_runs')} "
+            "where backfill_id = $id order by created_at",
+            {"id": backfill_id},
+        )
+        return [
+            {
+                "fingerprint": r[0],
+                "ok": bool(r[1]),
+                "estimates": json.loads(r[2]) if r[2] else None,
+                "error": r[3],
+                "created_at": r[4],
+            }
+            for r in rows
+        ]
+
+    def planned_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every backfill planned since `since`: its model, category and how it ended."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"""
+            select p.backfill_id, p.model, coalesce(p.category, 'other'), l.status,
+                   l.started_at, l.completed_at, p.created_at
+            from {self.t("plans")} p
+            join (
+                select backfill_id, status, started_at, completed_at
+                from {self.t("backfill_log")}
+                qualify row_number() over (partition by backfill_id order by event_no desc) = 1
+            ) l on l.backfill_id = p.backfill_id
+            where p.created_at >= $since
+            order by p.created_at
+            """,
+            {"since": since},
+        )
+        keys = ["backfill_id", "model", "category", "status", "started_at", "completed_at"]
+        return [dict(zip([*keys, "created_at"], r, strict=True)) for r in rows]

@@ -44,6 +44,15 @@ TABLES = {
     ],
 }
 
+WRITER_FIELDS = [
+    "partition_date",
+    "version_no",
+    "version_id",
+    "kind",
+    "created_by_backfill",
+    "created_at",
+    "rows_after",
+]
 VERSION_LIST_FIELDS = [
     "version_no",
     "version_id",
@@ -195,3 +204,31 @@ class VersionRecords(Family):
                 }
             ],
         )
+
+    def created_by(self, backfill_id: str) -> list[dict[str, Any]]:
+        """The dataset versions the backfill (and a rollback of it) created."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select version_id, dataset, version_no, kind, created_at "
+            f"from {self.t('dataset_versions')} where created_by_backfill = $id "
+            "order by created_at, dataset",
+            {"id": backfill_id},
+        )
+        fields = ("version_id", "dataset", "version_no", "kind", "created_at")
+        return [dict(zip(fields, r, strict=True)) for r in rows]
+
+    def last_writers(self, dataset: str) -> list[dict[str, Any]]:
+        """Per partition of the dataset, the latest version that replaced it."""
+        if not self.exists():
+            return []
+        rows = self.wh.query(
+            f"select d.partition_date, v.version_no, v.version_id, v.kind, "
+            f"v.created_by_backfill, v.created_at, d.rows_after "
+            f"from {self.t('dataset_deltas')} d join {self.t('dataset_versions')} v "
+            "using (version_id) where v.dataset = $d "
+            "qualify row_number() over (partition by d.partition_date "
+            "order by v.version_no desc) = 1 order by d.partition_date",
+            {"d": dataset},
+        )
+        return [dict(zip(WRITER_FIELDS, r, strict=True)) for r in rows]

@@ -89,17 +89,7 @@ def create_plan(
         # and the run reads them from the compile cache instead of starting dbt (~5 s).
         ctx.dbt.compile_data_tests(m.name)
     dbt_vars = {"backfill_start": start.isoformat(), "backfill_end": end.isoformat()}
-    commit, phash = git_commit(ctx.project_dir), project_hash(ctx.project_dir)
-    fp = planning.fingerprint(
-        model=model.name,
-        start=start,
-        end=end,
-        chunks=chunks,
-        compiled_sql=compiled,
-        project_hash=phash,
-        git_commit=commit,
-        dbt_vars=dbt_vars,
-    )
+    fp, phash, commit = _fingerprint(ctx, model.name, start, end, chunks, compiled, dbt_vars)
     record = PlanRecord(
         backfill_id=f"bf_{uuid.uuid4().hex[:12]}",
         model=model.name,
@@ -135,17 +125,33 @@ def load_plan(ctx: Context, backfill_id: str) -> PlanRecord:
 def current_fingerprint(ctx: Context, plan: PlanRecord) -> tuple[str, list[Compiled]]:
     """The plan's fingerprint as the project stands now, and every chunk's compiled SQL."""
     compiled = compile_chunks(ctx, plan.chunks)
-    fp = planning.fingerprint(
-        model=plan.model,
-        start=plan.start,
-        end=plan.end,
-        chunks=plan.chunks,
-        compiled_sql=[c.sql for c in compiled],
-        project_hash=project_hash(ctx.project_dir),
-        git_commit=git_commit(ctx.project_dir),
-        dbt_vars=plan.dbt_vars,
-    )
+    sql = [c.sql for c in compiled]
+    fp, _, _ = _fingerprint(ctx, plan.model, plan.start, plan.end, plan.chunks, sql, plan.dbt_vars)
     return fp, compiled
+
+
+def _fingerprint(
+    ctx: Context,
+    model: str,
+    start: date,
+    end: date,
+    chunks: list[Chunk],
+    compiled_sql: list[str],
+    dbt_vars: dict[str, Any],
+) -> tuple[str, str, str]:
+    """(fingerprint, project hash, git commit) of a plan as the project stands now."""
+    phash, commit = project_hash(ctx.project_dir), git_commit(ctx.project_dir)
+    fp = planning.fingerprint(
+        model=model,
+        start=start,
+        end=end,
+        chunks=chunks,
+        compiled_sql=compiled_sql,
+        project_hash=phash,
+        git_commit=commit,
+        dbt_vars=dbt_vars,
+    )
+    return fp, phash, commit
 
 
 def compile_chunks(ctx: Context, chunks: list[Chunk]) -> list[Compiled]:

@@ -171,6 +171,22 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
+def profile_sql(
+    relation: str,
+    partition_field: str,
+    columns: Sequence[tuple[str, bool]],
+    aggregates: Callable[[str, bool], list[str]],
+) -> str:
+    """The one query of a `profile`: count(*), then each column's aggregates in the order
+    `profiles_from_row` reads them (count(c); for a number its negatives, mean, p50, p99),
+    as the backend spells them (`aggregates(column, numeric)`)."""
+    parts = [a for name, numeric in columns for a in aggregates(name, numeric)]
+    return (
+        f"select count(*), {', '.join(parts)} from {relation} "
+        f"where {partition_field} between $start and $end"
+    )
+
+
 def profiles_from_row(
     row: Sequence[Any], columns: Sequence[tuple[str, bool]]
 ) -> dict[str, ColumnProfile]:

@@ -50,6 +50,7 @@ from orchestrator.warehouse.base import (
     PartitionStats,
     SqlAlchemySource,
     iter_chunks,
+    profile_sql,
     profiles_from_row,
 )
 from orchestrator.warehouse.bq_script import (
@@ -341,26 +342,12 @@ class BigQueryWarehouse:
     ) -> dict[str, ColumnProfile]:
         """One scan of the range's columns; quantiles are APPROX_QUANTILES (BigQuery's
         percentiles over a sample, exact enough for a drift bound)."""
-        columns = self._schema(relation)
-        numeric = {name for name, kind in columns if kind in _NUMERIC_TYPES}
-        parts = []
-        for name, _ in columns:
-            parts.append(f"count({name})")
-            if name in numeric:
-                parts += [
-                    f"countif({name} < 0)",
-                    f"avg(cast({name} as float64))",
-                    f"approx_quantiles(cast({name} as float64), 100)[offset(50)]",
-                    f"approx_quantiles(cast({name} as float64), 100)[offset(99)]",
-                ]
+        columns = [(name, kind in _NUMERIC_TYPES) for name, kind in self._schema(relation)]
         if not columns:
             return {}
-        row = self.query(
-            f"select count(*), {', '.join(parts)} from {relation} "
-            f"where {partition_field} between $start and $end",
-            {"start": start, "end": end},
-        )[0]
-        return profiles_from_row(row, [(name, name in numeric) for name, _ in columns])
+        sql = profile_sql(relation, partition_field, columns, _profile_aggregates)
+        row = self.query(sql, {"start": start, "end": end})[0]
+        return profiles_from_row(row, columns)
 
     def table_checksum(self, relation: str) -> tuple[int, str]:
         rows = self.query(f"select count(*), {_CHECKSUM_PARTS} from {relation} as t")
@@ -546,6 +533,19 @@ _CHECKSUM_PARTS = (
     f"coalesce(sum({_FINGERPRINT} & 4294967295), 0), "
     f"coalesce(sum(({_FINGERPRINT} >> 32) & 4294967295), 0)"
 )
+
+
+def _profile_aggregates(name: str, numeric: bool) -> list[str]:
+    if not numeric:
+        return [f"count({name})"]
+    number = f"cast({name} as float64)"
+    return [
+        f"count({name})",
+        f"countif({name} < 0)",
+        f"avg({number})",
+        f"approx_quantiles({number}, 100)[offset(50)]",
+        f"approx_quantiles({number}, 100)[offset(99)]",
+    ]
 
 
 def _checksum(low: Any, high: Any) -> str:

@@ -21,6 +21,7 @@ from orchestrator.warehouse.base import (
     PartitionStats,
     SqlAlchemySource,
     iter_chunks,
+    profile_sql,
     profiles_from_row,
     quote_literal,
 )
@@ -266,27 +267,14 @@ class DuckDBWarehouse:
     def profile(
         self, relation: str, partition_field: str, start: date, end: date
     ) -> dict[str, ColumnProfile]:
-        columns = self._column_types(relation)
-        numeric = {name for name, kind in columns if _NUMERIC.match(kind)}
-        parts = []
-        for name, _ in columns:
-            c = _quote_identifier(name)
-            parts.append(f"count({c})")
-            if name in numeric:
-                parts += [
-                    f"count(*) filter (where {c} < 0)",
-                    f"avg({c})::double",
-                    f"quantile_cont({c}, 0.5)::double",
-                    f"quantile_cont({c}, 0.99)::double",
-                ]
+        columns = [
+            (name, bool(_NUMERIC.match(kind))) for name, kind in self._column_types(relation)
+        ]
         if not columns:
             return {}
-        row = self.query(
-            f"select count(*), {', '.join(parts)} from {relation} "
-            f"where {partition_field} between $start and $end",
-            {"start": start, "end": end},
-        )[0]
-        return profiles_from_row(row, [(name, name in numeric) for name, _ in columns])
+        sql = profile_sql(relation, partition_field, columns, _profile_aggregates)
+        row = self.query(sql, {"start": start, "end": end})[0]
+        return profiles_from_row(row, columns)
 
     def table_checksum(self, relation: str) -> tuple[int, str]:
         row = self.con.execute(
@@ -438,6 +426,19 @@ def _name_params(relation: str) -> dict[str, str | None]:
 
 def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _profile_aggregates(name: str, numeric: bool) -> list[str]:
+    c = _quote_identifier(name)
+    if not numeric:
+        return [f"count({c})"]
+    return [
+        f"count({c})",
+        f"count(*) filter (where {c} < 0)",
+        f"avg({c})::double",
+        f"quantile_cont({c}, 0.5)::double",
+        f"quantile_cont({c}, 0.99)::double",
+    ]
 
 
 def _scan_estimate(node: Mapping[str, Any]) -> int:

@@ -46,7 +46,11 @@ class ModelReport:
     partitions: list[Partition] = field(default_factory=list)
     examined_batches: tuple[str | None, str | None] = (None, None)  # (after, up to)
     bytes_scanned: int | None = None  # the new-rows query's dry-run bytes (BigQuery)
-    ledger_partitions: int = 0
+    ledger: dict[date, LedgerEntry] = field(default_factory=dict, repr=False)
+
+    @property
+    def ledger_partitions(self) -> int:
+        return len(self.ledger)
 
     def days(self, *kinds: str) -> list[date]:
         wanted = kinds or KINDS
@@ -73,12 +77,11 @@ def detect(ctx: Context, models: list[str] | None = None) -> list[ModelReport]:
     wanted = set(models) if models else {m.name for m in order}
     reports: dict[str, ModelReport] = {}
     ctx.audit.ensure()  # detect keeps what it examined (dbt may have made only the ledger)
-    needed = set(wanted)
-    for model in order:  # what a wanted model's staleness depends on, upstream of it
-        if model.name in wanted:
-            needed.update(_backfillable_parents(ctx, model))
+    parents_of = {m.name: _backfillable_parents(ctx, m) for m in order}
+    # A wanted model's staleness depends on what is upstream of it.
+    needed = wanted | {p for name in wanted for p in parents_of[name]}
     for model in (m for m in order if m.name in needed):
-        parents = [reports[p] for p in _backfillable_parents(ctx, model) if p in reports]
+        parents = [reports[p] for p in parents_of[model.name] if p in reports]
         reports[model.name] = _detect_model(ctx, model, parents)
     return [reports[m.name] for m in order if m.name in wanted]
 
@@ -86,13 +89,13 @@ def detect(ctx: Context, models: list[str] | None = None) -> list[ModelReport]:
 def _detect_model(ctx: Context, model: Model, parents: list[ModelReport]) -> ModelReport:
     policy = model.policy()
     ledger = ctx.audit.ledger.latest(model.name)
-    report = ModelReport(model.name, ledger_partitions=len(ledger))
+    report = ModelReport(model.name, ledger=ledger)
     if not ledger:
         return report
     if policy.detect is not None:
         _examine_new_batches(ctx, model, policy.detect, ledger, report)
         report.partitions += _late(ctx.audit.ledger.findings(model.name), ledger, model.name)
-    report.partitions += _below_stale_parents(ctx, model, ledger, parents)
+    report.partitions += _below_stale_parents(model, ledger, parents)
     today_code = ctx.dbt.manifest().code_fingerprint(model.name)
     report.partitions += [
         Partition(
@@ -211,7 +214,7 @@ def _late(findings: list[Finding], ledger: dict[date, LedgerEntry], model: str) 
 
 
 def _below_stale_parents(
-    ctx: Context, model: Model, ledger: dict[date, LedgerEntry], parents: list[ModelReport]
+    model: Model, ledger: dict[date, LedgerEntry], parents: list[ModelReport]
 ) -> list[Partition]:
     """A partition is stale where an upstream partition of the same day is stale or
     missing, or was rebuilt after it; missing where upstream has the day and it has not."""
@@ -223,8 +226,7 @@ def _below_stale_parents(
                 kind = "stale" if p.partition in ledger else "missing"
                 evidence = f"upstream {parent.model} {p.partition} is {p.kind}"
                 out.setdefault(p.partition, Partition(model.name, p.partition, kind, evidence))
-        upstream = ctx.audit.ledger.latest(parent.model)
-        for day, entry in upstream.items():
+        for day, entry in parent.ledger.items():
             mine = ledger.get(day)
             if day in out or not first <= day <= last:
                 continue

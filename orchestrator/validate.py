@@ -91,7 +91,10 @@ def validate_chunk(
     """
     pf = policy.partition_field
     strict = list(dict.fromkeys((pf, *policy.unique_key)))  # never null
-    old_rows, old_nulls = _production_baseline(wh, staging, production, pf, start, end)
+    production_columns = wh.columns(production)  # none: the table is new
+    old_rows, old_nulls = _production_baseline(
+        wh, staging, production, production_columns, pf, start, end
+    )
 
     planned = [
         _Planned(
@@ -151,19 +154,27 @@ def validate_chunk(
     results[after_keys:after_keys] = _row_counts(
         wh, staging, pf, policy.row_count_tolerance, old_rows
     )
-    results += [_unique_across_table(wh, staging, production, policy, start, end)]
+    results += [
+        _unique_across_table(wh, staging, production, bool(production_columns), policy, start, end)
+    ]
     results += _against_production(wh, staging, production, policy, strict, start, end)
     return results + [_data_test(wh, staging, relation_name, t) for t in data_tests]
 
 
 def _unique_across_table(
-    wh: Warehouse, staging: str, production: str, policy: BackfillPolicy, start: date, end: date
+    wh: Warehouse,
+    staging: str,
+    production: str,
+    production_exists: bool,
+    policy: BackfillPolicy,
+    start: date,
+    end: date,
 ) -> CheckResult:
     """Staged keys that production also holds outside the chunk's range: after the publish
     they would be duplicates (a trip re-delivered on a later day lands in two partitions)."""
     keys, pf = policy.unique_key, policy.partition_field
     check = f"({', '.join(keys)}) unique across the table"
-    if not wh.columns(production):
+    if not production_exists:
         return CheckResult(check, "all", "0 keys (the table is new)", "0 keys", True)
     rows = wh.query(
         f"select p.{pf}, count(*) from (select distinct {', '.join(keys)} from {staging}) s "
@@ -192,9 +203,7 @@ def _against_production(
     chunk replaces plus as many days on each side (its neighbours)."""
     span = timedelta(days=(end - start).days + 1)
     low, high = start - span, end + span
-    baseline = (
-        wh.profile(production, policy.partition_field, low, high) if wh.columns(production) else {}
-    )
+    baseline = wh.profile(production, policy.partition_field, low, high)  # {}: no table
     if not baseline or next(iter(baseline.values())).rows == 0:
         return []  # nothing to compare with: a new table or a range with no neighbours
     staged = wh.profile(staging, policy.partition_field, start, end)
@@ -307,14 +316,19 @@ def _range_name(column: str, low: float | None, high: float | None) -> str:
 
 
 def _production_baseline(
-    wh: Warehouse, staging: str, production: str, pf: str, start: date, end: date
+    wh: Warehouse,
+    staging: str,
+    production: str,
+    production_columns: list[str],
+    pf: str,
+    start: date,
+    end: date,
 ) -> tuple[dict[date, int], dict[str, int]]:
     """Rows per current partition of [start, end], and null counts per column shared with
     staging, in one grouped query over the production range."""
-    production_columns = set(wh.columns(production))
     if not production_columns:
         return {}, {}
-    shared = [c for c in wh.columns(staging) if c in production_columns]
+    shared = [c for c in wh.columns(staging) if c in set(production_columns)]
     nulls = "".join(f", count(*) - count({c})" for c in shared)
     rows = wh.query(
         f"select {pf}, count(*){nulls} from {production} "

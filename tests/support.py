@@ -139,3 +139,25 @@ def correct_a_fare(path: Path, day: str = "2024-01-15") -> str:
         """,
     )
     return str(trip_id)
+
+
+def redeliver_with_unknown_rider(
+    path: Path, day: str = "2024-01-15", batch: str = "29990001-01"
+) -> str:
+    """A later bronze batch re-delivers one trip's `requested` event with a rider id that
+    no rider record has: the model's relationships test fails on the chunk holding `day`."""
+    trip_id = query(
+        path,
+        f"select trip_id from marts.fct_trips where trip_date = '{day}' order by trip_id limit 1",
+    )[0][0]
+    query(
+        path,
+        f"""
+        insert into bronze.trip_events
+        select * replace ('{batch}' as _batch_id, 'r_nobody' as rider_id)
+        from bronze.trip_events
+        where trip_id = '{trip_id}' and event_type = 'requested'
+        qualify row_number() over (order by _batch_id desc) = 1
+        """,
+    )
+    return str(trip_id)

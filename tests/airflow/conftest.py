@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from airflow_harness import AIRFLOW_BIN, PASSWORDS, REPO, Airflow, airflow_env
 
-# What a plan's fingerprint covers, frozen for the session: see `project_snapshot`.
-PROJECT_FILES = ("dbt_project.yml", "models", "macros", "snapshots", "seeds", "tests/dbt")
+from tests.reliability.crash_harness import snapshot_project
+
 TODAY = "2026-11-22"
 
 
@@ -69,14 +69,7 @@ def project_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dbt project copied outside git for the session. A plan's fingerprint covers the
     project files and the git commit, and other people edit the working tree while the
     suite runs: a plan approved against it could turn stale before its run."""
-    target = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source, copy = REPO / name, target / name
-        if source.is_dir():
-            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, copy)
+    target = snapshot_project(tmp_path_factory.mktemp("project"))
     shutil.copyfile(REPO / "profiles.yml.example", target / "profiles.yml")
     return target
 

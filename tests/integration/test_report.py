@@ -15,7 +15,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from support import REPO, approved, audit_counts, backfill, correct_a_fare, query
+from support import (
+    REPO,
+    approved,
+    audit_counts,
+    backfill,
+    correct_a_fare,
+    query,
+    redeliver_with_unknown_rider,
+)
 
 from orchestrator.context import Context
 from orchestrator.errors import BadInput
@@ -130,25 +138,6 @@ def report(warehouse: Path, path: Path, **target: str) -> str:
     return html
 
 
-def redeliver_with_unknown_rider(path: Path, day: str) -> None:
-    """A later bronze batch gives one trip of `day` a rider nobody knows: the model's
-    relationships test fails on the staged chunk that holds that day."""
-    trip_id = query(
-        path,
-        f"select trip_id from marts.fct_trips where trip_date = '{day}' order by trip_id limit 1",
-    )[0][0]
-    query(
-        path,
-        f"""
-        insert into bronze.trip_events
-        select * replace ('29998888-01' as _batch_id, 'r_nobody' as rider_id)
-        from bronze.trip_events
-        where trip_id = '{trip_id}' and event_type = 'requested'
-        qualify row_number() over (order by _batch_id desc) = 1
-        """,
-    )
-
-
 def checks_recorded(warehouse: Path, plan_id: str) -> list[tuple[str, int]]:
     return sorted(
         (str(name), int(chunk))
@@ -173,7 +162,7 @@ def test_reports_of_two_backfills_and_the_model_calendar_render_offline(
     assert backfill("run", good, "--execute").exit_code == 0
     # A backfill whose second chunk fails validation: chunk 1 is published, chunk 3 never runs.
     bad = approved(warehouse, "fct_trips", "2024-01-22", "2024-01-30", "--chunk-days", "3")
-    redeliver_with_unknown_rider(warehouse, "2024-01-26")
+    redeliver_with_unknown_rider(warehouse, "2024-01-26", batch="29998888-01")
     assert backfill("run", bad, "--execute").exit_code == 1
 
     # The successful backfill: one cell per partition, the corrected day changed.

@@ -4,29 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import approved, audit_counts, backfill, checksums, query
+from support import approved, audit_counts, backfill, checksums, query, redeliver_with_unknown_rider
 
 RIDER_TEST = "relationships_fct_trips_rider_id__rider_id__ref_dim_riders_"
-
-
-def redeliver_with_unknown_rider(path: Path, day: str = "2024-01-15") -> str:
-    """A later bronze batch re-delivers one trip's `requested` event with a rider id that
-    no rider record has."""
-    trip_id = query(
-        path,
-        f"select trip_id from marts.fct_trips where trip_date = '{day}' order by trip_id limit 1",
-    )[0][0]
-    query(
-        path,
-        f"""
-        insert into bronze.trip_events
-        select * replace ('29990001-01' as _batch_id, 'r_nobody' as rider_id)
-        from bronze.trip_events
-        where trip_id = '{trip_id}' and event_type = 'requested'
-        qualify row_number() over (order by _batch_id desc) = 1
-        """,
-    )
-    return str(trip_id)
 
 
 def test_a_failing_dbt_test_on_the_staged_rows_fails_the_chunk(warehouse: Path) -> None:
